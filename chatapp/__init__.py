@@ -1,0 +1,57 @@
+"""chatapp: a Flask app that streams an LLM's answer into a chat page, token by token."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+
+from .config import Settings
+from .errors import register_error_handlers
+from .llm import make_backend
+from .state import EXTENSION_KEY, AppState
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
+    """The application factory.
+
+    `config` is either ready `Settings`, or an environment-style mapping used
+    instead of the process environment (tests pass one); by default the
+    environment and `.env` are read.
+    """
+    settings = config if isinstance(config, Settings) else Settings.from_env(config)
+    _configure_logging()
+
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions[EXTENSION_KEY] = AppState(settings=settings, backend=make_backend(settings))
+
+    from .views import api, health, pages
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    register_error_handlers(app)
+
+    logging.getLogger(__name__).info(
+        "chatapp ready: backend=%s model=%s", settings.backend, settings.model
+    )
+    return app
+
+
+def _configure_logging() -> None:
+    """Send chatapp's own log lines to stderr (gunicorn's error log) unless the host set it up."""
+    logger = logging.getLogger(__name__)
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(os.environ.get("CHATAPP_LOG_LEVEL", "INFO").upper())
+    logger.propagate = False

@@ -1,0 +1,123 @@
+"""Settings, read from the environment once at start-up.
+
+Every default runs offline: with nothing set, chatapp answers with the built-in
+demo model. A `.env` file in the working directory is honoured the way
+`flask run` honours it (python-dotenv), without overriding real variables.
+A bad value stops start-up with a message naming the variable, rather than
+surfacing later as a confusing stream error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from dotenv import load_dotenv
+
+DEMO_MODEL = "chatapp-demo"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+BACKENDS = ("openai", "demo")
+
+T = TypeVar("T", int, float)
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value chatapp cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: str = "demo"
+    # repr=False keeps the key out of any log line or traceback that prints the settings.
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    model: str = DEMO_MODEL
+    # The models a request may name; empty means any name is passed to the upstream.
+    models: tuple[str, ...] = ()
+
+    max_messages: int = 100
+    max_message_chars: int = 32_000
+    max_conversation_chars: int = 200_000
+    max_body_bytes: int = 1_048_576
+    max_tokens_cap: int = 32_768
+
+    upstream_connect_timeout_s: float = 10.0
+    upstream_idle_s: float = 60.0
+    upstream_max_retries: int = 2
+    heartbeat_s: float = 15.0
+
+    demo_tokens_per_s: float = 30.0
+    demo_first_token_s: float = 0.4
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default: the process environment plus `.env`)."""
+        if environ is None:
+            load_dotenv(override=False)
+            environ = os.environ
+        env = _Reader(environ)
+
+        api_key = env.text("OPENAI_API_KEY")
+        base_url = env.text("OPENAI_BASE_URL")
+        backend = env.text("CHATAPP_BACKEND") or ("openai" if api_key or base_url else "demo")
+        if backend not in BACKENDS:
+            raise ConfigError(f"CHATAPP_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
+
+        models = tuple(m.strip() for m in (env.text("CHATAPP_MODELS") or "").split(",") if m.strip())
+        default_model = DEMO_MODEL if backend == "demo" else DEFAULT_OPENAI_MODEL
+        model = env.text("CHATAPP_MODEL") or (models[0] if models else default_model)
+        if models and model not in models:
+            raise ConfigError(f"CHATAPP_MODEL {model!r} is not in CHATAPP_MODELS ({', '.join(models)})")
+
+        return cls(
+            backend=backend,
+            openai_api_key=api_key,
+            openai_base_url=base_url,
+            model=model,
+            models=models,
+            max_messages=env.number("CHATAPP_MAX_MESSAGES", int, cls.max_messages),
+            max_message_chars=env.number("CHATAPP_MAX_MESSAGE_CHARS", int, cls.max_message_chars),
+            max_conversation_chars=env.number(
+                "CHATAPP_MAX_CONVERSATION_CHARS", int, cls.max_conversation_chars
+            ),
+            max_body_bytes=env.number("CHATAPP_MAX_BODY_BYTES", int, cls.max_body_bytes),
+            max_tokens_cap=env.number("CHATAPP_MAX_TOKENS_CAP", int, cls.max_tokens_cap),
+            upstream_connect_timeout_s=env.number(
+                "CHATAPP_UPSTREAM_CONNECT_TIMEOUT_S", float, cls.upstream_connect_timeout_s
+            ),
+            upstream_idle_s=env.number("CHATAPP_UPSTREAM_IDLE_S", float, cls.upstream_idle_s),
+            upstream_max_retries=env.number(
+                "CHATAPP_UPSTREAM_MAX_RETRIES", int, cls.upstream_max_retries, zero_ok=True
+            ),
+            heartbeat_s=env.number("CHATAPP_HEARTBEAT_S", float, cls.heartbeat_s),
+            demo_tokens_per_s=env.number("CHATAPP_DEMO_TOKENS_PER_S", float, cls.demo_tokens_per_s),
+            demo_first_token_s=env.number(
+                "CHATAPP_DEMO_FIRST_TOKEN_S", float, cls.demo_first_token_s, zero_ok=True
+            ),
+        )
+
+
+class _Reader:
+    """Typed access to an environment mapping; empty strings count as unset."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def number(self, name: str, kind: Callable[[str], T], default: T, zero_ok: bool = False) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+        if value < 0 or (value == 0 and not zero_ok):
+            bound = "0 or more" if zero_ok else "greater than 0"
+            raise ConfigError(f"{name} must be {bound}, got {raw!r}")
+        return value

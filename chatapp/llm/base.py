@@ -1,0 +1,89 @@
+"""What every model backend speaks: the events it yields and the errors it raises.
+
+A backend turns a `ChatRequest` into a `ModelStream`: an iterator of small
+frozen events that knows nothing of HTTP or SSE. Creating the stream does no
+I/O; iterating it talks to the model; `close()` may be called from another
+greenlet at any moment and must end the upstream request at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..validation import ChatRequest
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """Text of the model's reasoning, streamed before (or beside) the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str  # FinishReason.STOP or FinishReason.LENGTH
+
+
+BackendEvent = TextDelta | ReasoningDelta | Usage | Finish
+
+
+class FinishReason:
+    """The finish reasons of the `done` event (docs/api.md)."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+class UpstreamCode:
+    """Stable codes of the `error` event, one per way the model side can fail."""
+
+    AUTH = "upstream_auth"
+    PERMISSION = "upstream_permission"
+    RATE_LIMITED = "upstream_rate_limited"
+    BAD_REQUEST = "upstream_bad_request"
+    NOT_FOUND = "upstream_not_found"
+    TIMEOUT = "upstream_timeout"
+    UNREACHABLE = "upstream_unreachable"
+    DISCONNECTED = "upstream_disconnected"
+    SERVER_ERROR = "upstream_server_error"
+    MALFORMED = "upstream_malformed"
+    INCOMPLETE = "upstream_incomplete"
+    INTERNAL = "internal_error"
+
+
+class UpstreamError(Exception):
+    """The model side failed; `message` is written for the person using the chat."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ModelStream(Protocol):
+    model: str
+
+    def __iter__(self) -> Iterator[BackendEvent]: ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    def stream(self, request: ChatRequest) -> ModelStream: ...

@@ -1,0 +1,111 @@
+"""Decoding an OpenAI chat-completions stream body into backend events.
+
+Fed one line at a time (the HTTP client splits lines, CR/LF/CRLF alike), it
+gathers `data:` lines into events as the SSE rules say, decodes each with
+orjson, and yields `TextDelta`, `ReasoningDelta`, `Usage` and `Finish`. It
+copes with what real servers send: the role-only first chunk, empty deltas,
+the usage chunk whose `choices` is empty, reasoning under `reasoning_content`
+(DeepSeek, vLLM) or `reasoning` (Ollama, OpenRouter), and an `error` object
+in place of a chunk. A stream that stops without a `finish_reason` or
+`[DONE]` is incomplete, not finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from .base import BackendEvent, Finish, FinishReason, ReasoningDelta, TextDelta, UpstreamCode, UpstreamError, Usage
+
+DONE = "[DONE]"
+
+
+class ChunkDecoder:
+    def __init__(self) -> None:
+        self._data: list[str] = []
+        self._finish: str | None = None
+        self._usage: Usage | None = None
+        self._done = False
+
+    def feed_line(self, line: str) -> Iterator[BackendEvent]:
+        if line.startswith("data:"):
+            value = line[5:]
+            self._data.append(value[1:] if value.startswith(" ") else value)
+        elif not line and self._data:
+            data = "\n".join(self._data)
+            self._data.clear()
+            yield from self._event(data)
+        # Comments (":"), `event:`/`id:`/`retry:` lines and unknown fields carry nothing we use.
+
+    def end(self) -> Iterator[BackendEvent]:
+        """Called when the body ends: the final usage and finish, or the reason there are none."""
+        if self._finish is None and not self._done:
+            raise UpstreamError(
+                UpstreamCode.INCOMPLETE,
+                "The model server ended the answer early, without saying it was finished. Try again.",
+            )
+        if self._usage is not None:
+            yield self._usage
+        yield Finish(self._finish or FinishReason.STOP)
+
+    def _event(self, data: str) -> Iterator[BackendEvent]:
+        if self._done:
+            return
+        if data == DONE:
+            self._done = True
+            return
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise _malformed() from None
+        if not isinstance(chunk, dict):
+            raise _malformed()
+        if "error" in chunk:
+            raise _reported_error(chunk["error"])
+        usage = chunk.get("usage")
+        if usage:
+            # Some servers repeat running usage on every chunk; the last one is the total.
+            self._usage = _usage(usage)
+        choices = chunk.get("choices")
+        if not choices:
+            return
+        if not isinstance(choices, list) or not isinstance(choices[0], dict):
+            raise _malformed()
+        choice = choices[0]
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning and isinstance(reasoning, str):
+                yield ReasoningDelta(reasoning)
+            content = delta.get("content")
+            if content and isinstance(content, str):
+                yield TextDelta(content)
+        finish = choice.get("finish_reason")
+        if finish:
+            self._finish = FinishReason.LENGTH if finish == "length" else FinishReason.STOP
+
+
+def _usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        raise _malformed()
+    try:
+        prompt = int(raw.get("prompt_tokens") or 0)
+        completion = int(raw.get("completion_tokens") or 0)
+        total = int(raw.get("total_tokens") or prompt + completion)
+    except (TypeError, ValueError):
+        raise _malformed() from None
+    return Usage(prompt, completion, total)
+
+
+def _malformed() -> UpstreamError:
+    return UpstreamError(
+        UpstreamCode.MALFORMED, "The model server sent a part of the answer that chatapp could not read."
+    )
+
+
+def _reported_error(error: Any) -> UpstreamError:
+    message = error.get("message") if isinstance(error, dict) else error
+    detail = message if isinstance(message, str) and message else "no details given"
+    return UpstreamError(UpstreamCode.SERVER_ERROR, f"The model server reported an error: {detail}")

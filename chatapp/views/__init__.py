@@ -1,0 +1,1 @@
+"""HTTP endpoints: thin views that validate, hand off, and answer."""

@@ -1,0 +1,151 @@
+"""A small blocking client for chatapp's streams, for the tests: raw HTTP in, timed SSE events out.
+
+`SseDecoder` follows the WHATWG parsing rules (CR, LF and CRLF line ends, a
+line ending split across reads, comments, several `data:` lines joined with
+"\\n", dispatch on a blank line) and decodes UTF-8 incrementally, so a
+character split between reads is decoded whole. `post_chat` records when each
+event arrived, which lets tests check streaming, ordering and overlap.
+"""
+
+from __future__ import annotations
+
+import codecs
+import http.client
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SseEvent:
+    event: str
+    data: str
+    id: str | None
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+class SseDecoder:
+    def __init__(self) -> None:
+        self._text = codecs.getincrementaldecoder("utf-8")()
+        self._pending = ""
+        self._skip_lf = False
+        self._event = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+        self.comments: list[str] = []
+
+    def feed(self, chunk: bytes, at: float = 0.0) -> Iterator[SseEvent]:
+        text = self._text.decode(chunk)
+        if self._skip_lf:
+            # The previous chunk ended in CR: an LF first here is the rest of that CRLF.
+            self._skip_lf = False
+            text = text.removeprefix("\n")
+        buffer = self._pending + text
+        start = i = 0
+        while i < len(buffer):
+            if buffer[i] in "\r\n":
+                yield from self._line(buffer[start:i], at)
+                if buffer[i] == "\r":
+                    if i + 1 == len(buffer):
+                        self._skip_lf = True
+                    elif buffer[i + 1] == "\n":
+                        i += 1
+                start = i + 1
+            i += 1
+        self._pending = buffer[start:]
+
+    def _line(self, line: str, at: float) -> Iterator[SseEvent]:
+        if not line:
+            if self._data:
+                yield SseEvent(self._event or "message", "\n".join(self._data), self._id, at)
+            self._event, self._data = "", []
+            return
+        if line.startswith(":"):
+            self.comments.append(line[1:].lstrip(" "))
+            return
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            self._id = value
+
+
+@dataclass
+class StreamResult:
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    events: list[SseEvent] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    opened_at: float = 0.0
+    first_byte_at: float | None = None
+    closed_at: float = 0.0
+
+    def named(self, name: str) -> list[SseEvent]:
+        return [e for e in self.events if e.event == name]
+
+    @property
+    def names(self) -> list[str]:
+        return [e.event for e in self.events]
+
+    @property
+    def text(self) -> str:
+        return "".join(e.json()["text"] for e in self.named("token"))
+
+    @property
+    def done(self) -> dict | None:
+        found = self.named("done")
+        return found[-1].json() if found else None
+
+    def error_json(self) -> dict:
+        return json.loads(self.body)
+
+
+def post_chat(
+    base_url: str,
+    body: dict | bytes,
+    *,
+    timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
+    stop_when: Callable[[StreamResult], bool] | None = None,
+) -> StreamResult:
+    """POST to /api/chat and read the whole answer, or until `stop_when` says to hang up."""
+    host, port = base_url.removeprefix("http://").split(":")
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    opened = time.monotonic()
+    conn.request(
+        "POST", "/api/chat", body=payload, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    sock = conn.sock
+    response = conn.getresponse()
+    result = StreamResult(
+        status=response.status, headers={k.lower(): v for k, v in response.getheaders()}, opened_at=opened
+    )
+    decoder = SseDecoder()
+    try:
+        while chunk := response.read1(65536):
+            now = time.monotonic()
+            result.first_byte_at = result.first_byte_at or now
+            result.body += chunk
+            if result.status == 200:
+                result.events.extend(decoder.feed(chunk, now))
+            if stop_when is not None and stop_when(result):
+                # Hang up hard, as a closed browser tab does.
+                sock.shutdown(socket.SHUT_RDWR)
+                break
+    finally:
+        result.comments = decoder.comments
+        result.closed_at = time.monotonic()
+        response.close()
+        conn.close()
+    return result

@@ -1,0 +1,50 @@
+"""Settings come from the environment once, with offline defaults and clear errors."""
+
+import pytest
+
+from chatapp.config import DEMO_MODEL, ConfigError, Settings
+
+
+def test_no_environment_means_the_offline_demo_model():
+    settings = Settings.from_env({})
+    assert settings.backend == "demo"
+    assert settings.model == DEMO_MODEL
+
+
+@pytest.mark.parametrize("variable", ["OPENAI_API_KEY", "OPENAI_BASE_URL"])
+def test_a_key_or_a_base_url_selects_the_openai_backend(variable):
+    assert Settings.from_env({variable: "x"}).backend == "openai"
+
+
+def test_backend_can_be_forced():
+    assert Settings.from_env({"OPENAI_API_KEY": "k", "CHATAPP_BACKEND": "demo"}).backend == "demo"
+
+
+def test_api_key_is_not_in_the_settings_repr():
+    settings = Settings.from_env({"OPENAI_API_KEY": "sk-secret-value"})
+    assert "sk-secret-value" not in repr(settings)
+
+
+def test_models_list_gives_the_default_model():
+    settings = Settings.from_env({"OPENAI_API_KEY": "k", "CHATAPP_MODELS": "a, b"})
+    assert settings.models == ("a", "b")
+    assert settings.model == "a"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHATAPP_BACKEND": "nope"}, "CHATAPP_BACKEND"),
+        ({"CHATAPP_HEARTBEAT_S": "soon"}, "CHATAPP_HEARTBEAT_S must be a float"),
+        ({"CHATAPP_MAX_MESSAGES": "0"}, "CHATAPP_MAX_MESSAGES must be greater than 0"),
+        ({"CHATAPP_UPSTREAM_MAX_RETRIES": "-1"}, "CHATAPP_UPSTREAM_MAX_RETRIES must be 0 or more"),
+        ({"CHATAPP_MODELS": "a,b", "CHATAPP_MODEL": "c"}, "not in CHATAPP_MODELS"),
+    ],
+)
+def test_bad_values_stop_start_up_naming_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_zero_retries_is_allowed():
+    assert Settings.from_env({"CHATAPP_UPSTREAM_MAX_RETRIES": "0"}).upstream_max_retries == 0

@@ -1,0 +1,114 @@
+"""The relay: backend events in, contract-ordered SSE frames out, heartbeats while the model is silent."""
+
+import threading
+import time
+
+import pytest
+
+from chatapp.llm.base import Finish, ReasoningDelta, TextDelta, UpstreamError, Usage
+from chatapp.relay import Relay
+from tests.support.sse_client import SseDecoder
+
+
+class ScriptedStream:
+    """A model stream that plays a script: events, pauses (numbers), or an exception to raise."""
+
+    model = "scripted"
+
+    def __init__(self, *script):
+        self.script = script
+        self.closed = threading.Event()
+
+    def __iter__(self):
+        for step in self.script:
+            if isinstance(step, float):
+                if self.closed.wait(step):
+                    return
+            elif isinstance(step, BaseException):
+                raise step
+            else:
+                yield step
+
+    def close(self):
+        self.closed.set()
+
+
+def relay_all(stream, heartbeat_s=10.0):
+    relay = Relay(stream, heartbeat_s=heartbeat_s)
+    decoder = SseDecoder()
+    chunks = list(relay.frames())
+    events = [e for chunk in chunks for e in decoder.feed(chunk)]
+    return relay, chunks, events, decoder.comments
+
+
+def test_events_in_contract_order_with_sequential_ids():
+    stream = ScriptedStream(ReasoningDelta("hmm"), TextDelta("Hi"), TextDelta(" there"), Usage(1, 2, 3), Finish("stop"))
+    relay, chunks, events, _ = relay_all(stream)
+    assert [e.event for e in events] == ["start", "reasoning", "token", "token", "usage", "done"]
+    assert [e.id for e in events] == [f"{relay.stream_id}:{n}" for n in range(1, 7)]
+    assert events[0].json() == {"stream_id": relay.stream_id, "model": "scripted"}
+    assert events[4].json() == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    assert events[-1].json() == {"finish_reason": "stop"}
+
+
+def test_first_bytes_are_a_keep_alive_comment_and_the_start_event():
+    _, chunks, _, _ = relay_all(ScriptedStream(Finish("stop")))
+    assert chunks[0].startswith(b": keep-alive\n\n")
+    assert b"event: start" in chunks[0]
+
+
+def test_stream_ids_are_unguessable():
+    ids = {Relay(ScriptedStream(), heartbeat_s=1).stream_id for _ in range(100)}
+    assert len(ids) == 100
+    assert all(len(i) >= 22 for i in ids)  # 16 random bytes in URL-safe base64
+
+
+def test_heartbeats_flow_while_the_model_is_silent():
+    _, _, events, comments = relay_all(ScriptedStream(0.35, TextDelta("late"), Finish("stop")), heartbeat_s=0.05)
+    assert comments.count("keep-alive") >= 4
+    assert [e.event for e in events] == ["start", "token", "done"]
+
+
+def test_upstream_error_becomes_error_then_done_error():
+    stream = ScriptedStream(TextDelta("part"), UpstreamError("upstream_rate_limited", "slow down"))
+    _, _, events, _ = relay_all(stream)
+    assert [e.event for e in events] == ["start", "token", "error", "done"]
+    assert events[2].json() == {"code": "upstream_rate_limited", "message": "slow down"}
+    assert events[3].json() == {"finish_reason": "error"}
+
+
+def test_an_unexpected_exception_becomes_internal_error(caplog):
+    _, _, events, _ = relay_all(ScriptedStream(TextDelta("x"), RuntimeError("bug")))
+    assert [e.event for e in events][-2:] == ["error", "done"]
+    assert events[-2].json()["code"] == "internal_error"
+    assert "bug" not in events[-2].data
+
+
+def test_events_already_queued_are_written_together():
+    script = [TextDelta(str(i)) for i in range(50)]
+    _, chunks, events, _ = relay_all(ScriptedStream(0.05, *script, Finish("stop")))
+    assert len([e for e in events if e.event == "token"]) == 50
+    assert len(chunks) < 10
+
+
+def test_closing_the_response_closes_the_model_stream():
+    stream = ScriptedStream(TextDelta("a"), 30.0, Finish("stop"))
+    frames = Relay(stream, heartbeat_s=10).frames()
+    next(frames)  # start
+    next(frames)  # the token
+    frames.close()  # what the server does when the client is gone
+    assert stream.closed.is_set()
+
+
+@pytest.mark.parametrize("reason", ["stop", "length"])
+def test_finish_reason_is_passed_on(reason):
+    _, _, events, _ = relay_all(ScriptedStream(Finish(reason)))
+    assert events[-1].json() == {"finish_reason": reason}
+
+
+def test_model_stream_that_stops_without_finish_is_cancelled():
+    stream = ScriptedStream(TextDelta("a"))
+    start = time.monotonic()
+    _, _, events, _ = relay_all(stream)
+    assert events[-1].json() == {"finish_reason": "cancelled"}
+    assert time.monotonic() - start < 1
