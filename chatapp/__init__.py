@@ -29,7 +29,9 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     _configure_logging()
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # One byte over the limit: werkzeug stops reading a chunked body at MAX_CONTENT_LENGTH
+    # without an error, so validation sees limit + 1 bytes and answers 413 itself.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.extensions[EXTENSION_KEY] = AppState(settings=settings, backend=make_backend(settings))
 
     from .views import api, health, pages
@@ -39,9 +41,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     register_error_handlers(app)
 
-    logging.getLogger(__name__).info(
-        "chatapp ready: backend=%s model=%s", settings.backend, settings.model
-    )
+    logging.getLogger(__name__).info("chatapp ready: backend=%s model=%s", settings.backend, settings.model)
     return app
 
 

@@ -70,9 +70,7 @@ class StreamStats:
 
 
 class Relay:
-    def __init__(
-        self, model_stream: ModelStream, *, heartbeat_s: float, client: str | None = None
-    ) -> None:
+    def __init__(self, model_stream: ModelStream, *, heartbeat_s: float, client: str | None = None) -> None:
         self.stream_id = new_stream_id()
         self.model_stream = model_stream
         self._heartbeat_s = heartbeat_s
@@ -165,7 +163,11 @@ class Relay:
             put(exc)
         except Exception:
             log.exception("model stream %s failed", self.stream_id)
-            put(UpstreamError(UpstreamCode.INTERNAL, "Something went wrong in chatapp while streaming. Try again."))
+            put(
+                UpstreamError(
+                    UpstreamCode.INTERNAL, "Something went wrong in chatapp while streaming. Try again."
+                )
+            )
         finally:
             put(_END)
 

@@ -37,7 +37,15 @@ def json_event_frame(event: str, payload: object, event_id: str) -> bytes:
     always one line and needs no splitting: this is the relay's per-token path.
     """
     return b"".join(
-        (b"id: ", event_id.encode(), b"\nevent: ", event.encode(), b"\ndata: ", orjson.dumps(payload), b"\n\n")
+        (
+            b"id: ",
+            event_id.encode(),
+            b"\nevent: ",
+            event.encode(),
+            b"\ndata: ",
+            orjson.dumps(payload),
+            b"\n\n",
+        )
     )
 
 

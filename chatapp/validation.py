@@ -44,6 +44,12 @@ def require_json_content_type(mimetype: str) -> None:
 
 def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     """Validate a POST /api/chat body against the contract and the configured limits."""
+    if len(body) > settings.max_body_bytes:
+        raise ApiError(
+            413,
+            Code.BODY_TOO_LARGE,
+            f"The request body is over the limit of {settings.max_body_bytes} bytes.",
+        )
     data = _load_object(body)
     messages = _messages(data.get("messages"), settings)
     return ChatRequest(
@@ -64,13 +70,13 @@ def _load_object(body: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise _bad(Code.INVALID_JSON, f"The body is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
-        raise _bad(Code.INVALID_BODY, "The body must be a JSON object with a \"messages\" list.")
+        raise _bad(Code.INVALID_BODY, 'The body must be a JSON object with a "messages" list.')
     return data
 
 
 def _messages(raw: object, settings: Settings) -> tuple[Message, ...]:
     if not isinstance(raw, list) or not raw:
-        raise _bad(Code.MISSING_MESSAGES, "\"messages\" must be a non-empty list of messages.")
+        raise _bad(Code.MISSING_MESSAGES, '"messages" must be a non-empty list of messages.')
     if len(raw) > settings.max_messages:
         raise _bad(
             Code.TOO_MANY_MESSAGES,
@@ -95,7 +101,7 @@ def _messages(raw: object, settings: Settings) -> tuple[Message, ...]:
 def _message(index: int, item: object, settings: Settings) -> Message:
     where = f"messages[{index}]"
     if not isinstance(item, dict):
-        raise _bad(Code.INVALID_MESSAGE, f"{where} must be an object with \"role\" and \"content\".")
+        raise _bad(Code.INVALID_MESSAGE, f'{where} must be an object with "role" and "content".')
     role = item.get("role")
     if role not in ROLES:
         raise _bad(Code.INVALID_ROLE, f"{where}.role must be one of {', '.join(ROLES)}; got {role!r}.")
@@ -114,7 +120,7 @@ def _model(raw: object, settings: Settings) -> str:
     if raw is None:
         return settings.model
     if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_MODEL_NAME_CHARS:
-        raise _bad(Code.INVALID_MODEL, "\"model\" must be a non-empty string naming a model.")
+        raise _bad(Code.INVALID_MODEL, '"model" must be a non-empty string naming a model.')
     if settings.models and raw not in settings.models:
         raise _bad(
             Code.UNKNOWN_MODEL,
@@ -130,7 +136,7 @@ def _max_tokens(raw: object, settings: Settings) -> int | None:
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= settings.max_tokens_cap:
         raise _bad(
             Code.INVALID_MAX_TOKENS,
-            f"\"max_tokens\" must be a whole number from 1 to {settings.max_tokens_cap}.",
+            f'"max_tokens" must be a whole number from 1 to {settings.max_tokens_cap}.',
         )
     return raw
 
@@ -139,5 +145,5 @@ def _temperature(raw: object) -> float | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= MAX_TEMPERATURE:
-        raise _bad(Code.INVALID_TEMPERATURE, f"\"temperature\" must be a number from 0 to {MAX_TEMPERATURE:g}.")
+        raise _bad(Code.INVALID_TEMPERATURE, f'"temperature" must be a number from 0 to {MAX_TEMPERATURE:g}.')
     return float(raw)

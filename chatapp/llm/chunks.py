@@ -17,7 +17,16 @@ from typing import Any
 
 import orjson
 
-from .base import BackendEvent, Finish, FinishReason, ReasoningDelta, TextDelta, UpstreamCode, UpstreamError, Usage
+from .base import (
+    BackendEvent,
+    Finish,
+    FinishReason,
+    ReasoningDelta,
+    TextDelta,
+    UpstreamCode,
+    UpstreamError,
+    Usage,
+)
 
 DONE = "[DONE]"
 

@@ -40,7 +40,9 @@ _SENTENCES = (
     "If the answer feels slow, that is on purpose: I pace myself like a real model would.",
 )
 # Always part of the answer, so every run exercises 2-, 3- and 4-byte UTF-8.
-_UNICODE_SENTENCE = "Multi-byte characters survive the trip intact: café, naïve, 中文字符, and emoji like 🚀 and 🧪."
+_UNICODE_SENTENCE = (
+    "Multi-byte characters survive the trip intact: café, naïve, 中文字符, and emoji like 🚀 and 🧪."
+)
 _CLOSINGS = (
     "That is all from the demo model. Ask me anything else! ✨",
     "I hope that helps — and remember, a real model is one environment variable away. 👋",

@@ -22,7 +22,7 @@ SSE_HEADERS = {
 def chat() -> Response:
     state = app_state(current_app)
     require_json_content_type(request.mimetype)
-    # MAX_CONTENT_LENGTH makes this raise 413 past the limit, with or without Content-Length.
+    # Past the byte limit this raises 413 (Content-Length) or stops early (chunked; see create_app).
     chat_request = parse_chat_request(request.get_data(cache=False), state.settings)
     relay = Relay(
         state.backend.stream(chat_request),

@@ -24,12 +24,18 @@ def decode(*lines):
 
 def test_an_openai_stream_with_usage():
     events = decode(
-        chunk({"role": "assistant", "content": ""}), "",
-        chunk({"content": "Hel"}), "",
-        chunk({"content": "lo"}), "",
-        chunk({}, "stop"), "",
-        'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}', "",
-        "data: [DONE]", "",
+        chunk({"role": "assistant", "content": ""}),
+        "",
+        chunk({"content": "Hel"}),
+        "",
+        chunk({"content": "lo"}),
+        "",
+        chunk({}, "stop"),
+        "",
+        'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}',
+        "",
+        "data: [DONE]",
+        "",
     )
     assert events == [TextDelta("Hel"), TextDelta("lo"), Usage(3, 2, 5), Finish("stop")]
 
@@ -60,8 +66,10 @@ def test_done_without_finish_reason_is_a_normal_stop():
 
 def test_running_usage_on_every_chunk_reports_the_last():
     events = decode(
-        chunk({"content": "a"}, usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}), "",
-        chunk({}, "stop", usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}), "",
+        chunk({"content": "a"}, usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}),
+        "",
+        chunk({}, "stop", usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}),
+        "",
     )
     assert events[-2:] == [Usage(1, 2, 3), Finish("stop")]
 
@@ -77,8 +85,12 @@ def test_ending_without_finish_or_done_is_incomplete():
 
 @pytest.mark.parametrize(
     "line",
-    ['data: {"choices": [{"delta": {"content": "x"', "data: [1, 2]", 'data: {"choices": "nope"}',
-     'data: {"choices": [], "usage": {"prompt_tokens": "many"}}'],
+    [
+        'data: {"choices": [{"delta": {"content": "x"',
+        "data: [1, 2]",
+        'data: {"choices": "nope"}',
+        'data: {"choices": [], "usage": {"prompt_tokens": "many"}}',
+    ],
 )
 def test_malformed_chunks_are_upstream_malformed(line):
     with pytest.raises(UpstreamError) as caught:

@@ -42,8 +42,10 @@ def relay_all(stream, heartbeat_s=10.0):
 
 
 def test_events_in_contract_order_with_sequential_ids():
-    stream = ScriptedStream(ReasoningDelta("hmm"), TextDelta("Hi"), TextDelta(" there"), Usage(1, 2, 3), Finish("stop"))
-    relay, chunks, events, _ = relay_all(stream)
+    stream = ScriptedStream(
+        ReasoningDelta("hmm"), TextDelta("Hi"), TextDelta(" there"), Usage(1, 2, 3), Finish("stop")
+    )
+    relay, _chunks, events, _ = relay_all(stream)
     assert [e.event for e in events] == ["start", "reasoning", "token", "token", "usage", "done"]
     assert [e.id for e in events] == [f"{relay.stream_id}:{n}" for n in range(1, 7)]
     assert events[0].json() == {"stream_id": relay.stream_id, "model": "scripted"}
@@ -64,7 +66,9 @@ def test_stream_ids_are_unguessable():
 
 
 def test_heartbeats_flow_while_the_model_is_silent():
-    _, _, events, comments = relay_all(ScriptedStream(0.35, TextDelta("late"), Finish("stop")), heartbeat_s=0.05)
+    _, _, events, comments = relay_all(
+        ScriptedStream(0.35, TextDelta("late"), Finish("stop")), heartbeat_s=0.05
+    )
     assert comments.count("keep-alive") >= 4
     assert [e.event for e in events] == ["start", "token", "done"]
 

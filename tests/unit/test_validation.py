@@ -57,8 +57,10 @@ def user(content="hi"):
         (b'{"messages": [{"role": "user"}]}', "invalid_content"),
         (b'{"messages": [{"role": "user", "content": ""}]}', "empty_message"),
         (b'{"messages": [{"role": "user", "content": "  \\n "}]}', "empty_message"),
-        (b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
-         "last_message_not_user"),
+        (
+            b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
+            "last_message_not_user",
+        ),
         (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}', "invalid_max_tokens"),
         (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 101}', "invalid_max_tokens"),
         (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1.5}', "invalid_max_tokens"),
@@ -105,7 +107,8 @@ def test_wrong_content_type_is_415(strict_client, content_type):
 def test_json_with_charset_parameter_is_accepted():
     client = create_app(FAST_DEMO).test_client()
     response = client.post(
-        "/api/chat", data=b'{"messages": [{"role": "user", "content": "hi"}]}',
+        "/api/chat",
+        data=b'{"messages": [{"role": "user", "content": "hi"}]}',
         headers={"Content-Type": "application/json; charset=utf-8"},
     )
     assert response.status_code == 200
@@ -125,4 +128,3 @@ def test_unknown_route_and_wrong_method_are_json(strict_client):
     wrong = strict_client.get("/api/chat")
     assert (wrong.status_code, wrong.json["error"]["code"]) == (405, "method_not_allowed")
     assert "POST" in wrong.headers["Allow"]
-

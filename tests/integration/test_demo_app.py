@@ -1,0 +1,42 @@
+"""The README's run command, as written, with no configuration: the offline demo model streams at once."""
+
+import pytest
+
+from tests.support.gunicorn_runner import GunicornServer
+from tests.support.sse_client import post_chat
+
+
+@pytest.fixture(scope="module")
+def demo_app():
+    server = GunicornServer().start()  # no OPENAI_* or CHATAPP_* variables at all
+    yield server
+    server.stop()
+
+
+def test_the_demo_model_streams_within_a_second(demo_app):
+    result = post_chat(demo_app.url, {"messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    assert result.status == 200
+    assert result.first_byte_at - result.opened_at < 1.0
+    assert result.events[0].event == "start"
+    assert result.events[0].json()["model"] == "chatapp-demo"
+    first_token = result.named("token")[0]
+    assert first_token.at - result.opened_at < 1.0
+    assert result.done == {"finish_reason": "stop"}
+    assert len(result.text) > 300
+
+
+def test_the_demo_tokens_arrive_over_time_not_all_at_once(demo_app):
+    result = post_chat(demo_app.url, {"messages": [{"role": "user", "content": "pace"}], "max_tokens": 30})
+    tokens = result.named("token")
+    assert len(tokens) == 30
+    assert tokens[-1].at - tokens[0].at > 0.5  # about 30 tokens/s
+    assert result.done == {"finish_reason": "length"}
+
+
+def test_health_check(demo_app):
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{demo_app.url}/healthz") as response:
+        assert response.status == 200
+        assert json.loads(response.read()) == {"status": "ok"}
