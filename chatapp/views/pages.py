@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, url_for
 
 from ..state import app_state
 
@@ -12,4 +12,6 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def chat_page() -> str:
     settings = app_state(current_app).settings
-    return render_template("chat.html", model=settings.model, models=settings.models)
+    # Reaches chat.js as a JSON block, not an inline script, so a strict CSP can forbid those.
+    page_config = {"chatUrl": url_for("api.chat"), "model": settings.model}
+    return render_template("chat.html", model=settings.model, page_config=page_config)

@@ -145,6 +145,11 @@ class FakeUpstream:
             self._behaviours[model] = behaviour or Behaviour()
         return model
 
+    def set_behaviour(self, model: str, behaviour: Behaviour) -> None:
+        """Change how an already registered model answers from the next request on."""
+        with self._lock:
+            self._behaviours[model] = behaviour
+
     def model_names(self) -> list[str]:
         with self._lock:
             return list(self._behaviours)

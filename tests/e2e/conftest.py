@@ -1,0 +1,83 @@
+"""A real headless Chromium (Debian's package) driven by Playwright, against chatapp under gunicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import upstream_env
+from tests.support.fake_upstream import Behaviour, FakeUpstream
+from tests.support.gunicorn_runner import GunicornServer
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def chromium_path() -> str:
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail("Chromium is not installed: scripts/test installs Debian's chromium package")
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class ChatServer:
+    server: GunicornServer
+    model: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture
+def chat_server(upstream: FakeUpstream) -> Iterator[Callable[..., ChatServer]]:
+    """Start chatapp under gunicorn whose default model answers with the given behaviour.
+
+    The page sends no model name, so each test gets a server of its own whose
+    CHATAPP_MODEL is a model registered for it on the fake upstream.
+    """
+    started: list[GunicornServer] = []
+
+    def start(behaviour: Behaviour | None = None, **env: str) -> ChatServer:
+        model = upstream.model(behaviour or Behaviour(), name="page")
+        server = GunicornServer(upstream_env(upstream, CHATAPP_MODEL=model, **env)).start()
+        started.append(server)
+        return ChatServer(server, model)
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def page(browser: Browser, chat_server: Callable[..., ChatServer]) -> Iterator[Page]:
+    # Depends on chat_server so that it closes first: an open page holds a keep-alive
+    # connection, and gunicorn waits for those on SIGTERM.
+    context = browser.new_context(viewport={"width": 900, "height": 720})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.problems = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda error: page.problems.append(str(error)))  # type: ignore[attr-defined]
+    page.on("dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

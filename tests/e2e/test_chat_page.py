@@ -1,0 +1,264 @@
+"""What a person does on the chat page, in a real headless Chromium against chatapp under gunicorn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.support.fake_upstream import Behaviour
+from tests.support.gunicorn_runner import GunicornServer
+
+pytestmark = pytest.mark.e2e
+
+LAST_ANSWER = "#log > .message.assistant:last-child"
+TRICKLE = Behaviour(
+    tokens=(
+        "Streaming",
+        " answer",
+        " with",
+        " café",
+        " 中文",
+        " 🚀",
+        "\nsecond",
+        " line",
+        *(f" w{i}" for i in range(22)),
+    ),
+    token_interval_s=0.04,
+)
+
+RECORD_LENGTHS = """() => {
+  window.seenLengths = [];
+  const tick = () => {
+    const answer = document.querySelector("#log > .message.assistant:last-child");
+    if (answer) window.seenLengths.push(answer.querySelector(".message-text").textContent.length);
+    if (!answer || answer.dataset.state === "streaming") requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+}"""
+
+
+def send(page, text):
+    page.fill("#prompt", text)
+    page.press("#prompt", "Enter")
+
+
+def wait_for_answer(page, state):
+    page.wait_for_selector(f'{LAST_ANSWER}[data-state="{state}"]')
+    return page.locator(f"{LAST_ANSWER} .message-text").text_content()
+
+
+def wait_until(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_enter_sends_and_the_answer_grows_visibly_to_the_exact_text(page, chat_server, artifacts):
+    app = chat_server(TRICKLE)
+    page.goto(app.url)
+    send(page, "Hello there")
+    page.evaluate(RECORD_LENGTHS)
+    assert page.locator(LAST_ANSWER).get_attribute("aria-busy") == "true"
+    text = wait_for_answer(page, "complete")
+
+    assert text == TRICKLE.text
+    lengths = page.evaluate("window.seenLengths")
+    intermediate = {n for n in lengths if 0 < n < len(text)}
+    assert len(intermediate) >= 3, lengths
+    assert page.locator(LAST_ANSWER).get_attribute("aria-busy") == "false"
+    assert page.locator("#status").text_content() == "Response complete"
+    assert page.locator("#model-name").text_content() == app.model
+    assert "tokens" in page.locator(f"{LAST_ANSWER} .meta").text_content()
+    assert page.locator("#send").text_content() == "Send"
+    assert page.problems == []
+
+
+def test_a_second_message_sends_the_first_exchange_as_history(page, chat_server, upstream):
+    app = chat_server()
+    page.goto(app.url)
+    send(page, "first question")
+    first_answer = wait_for_answer(page, "complete")
+    send(page, "second question")
+    wait_for_answer(page, "complete")
+
+    bodies = [r.body for r in upstream.requests_for(app.model)]
+    assert len(bodies) == 2
+    assert bodies[1]["messages"] == [
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": first_answer},
+        {"role": "user", "content": "second question"},
+    ]
+
+
+def test_shift_enter_makes_a_new_line_and_enter_while_composing_does_not_send(page, chat_server, upstream):
+    app = chat_server()
+    page.goto(app.url)
+    page.fill("#prompt", "line one")
+    page.press("#prompt", "Shift+Enter")
+    page.keyboard.type("line two")
+    assert page.input_value("#prompt") == "line one\nline two"
+
+    # An input method is composing (Chinese or Japanese): its Enter confirms the text, it does not send.
+    page.evaluate(
+        """() => document.getElementById("prompt").dispatchEvent(new KeyboardEvent(
+             "keydown", {key: "Enter", isComposing: true, bubbles: true, cancelable: true}))"""
+    )
+    time.sleep(0.3)
+    assert page.locator(".message").count() == 0
+    assert upstream.requests_for(app.model) == []
+
+    page.press("#prompt", "Enter")
+    wait_for_answer(page, "complete")
+    assert upstream.requests_for(app.model)[0].body["messages"][-1]["content"] == "line one\nline two"
+
+
+def test_stop_mid_answer_keeps_the_partial_text_marked_stopped_and_ends_the_upstream(
+    page, chat_server, upstream
+):
+    slow = Behaviour(tokens=tuple(f" word{i}" for i in range(300)), token_interval_s=0.05)
+    app = chat_server(slow)
+    page.goto(app.url)
+    send(page, "tell me a long story")
+    page.wait_for_function(f"document.querySelector('{LAST_ANSWER} .message-text')?.textContent.length > 20")
+    assert page.locator("#send").text_content() == "Stop"
+    page.click("#send")
+    partial = wait_for_answer(page, "stopped")
+    time.sleep(0.4)
+    assert page.locator(f"{LAST_ANSWER} .message-text").text_content() == partial, "text kept growing"
+    assert 0 < len(partial) < len(slow.text)
+    assert "Stopped" in page.locator(f"{LAST_ANSWER} .meta").text_content()
+    assert page.locator("#status").text_content() == "Stopped"
+
+    record = upstream.wait_for_request(app.model)
+    assert record.ended.wait(3), "the upstream request is still open"
+    assert record.outcome == "client_closed"
+
+    # The stopped answer is part of the conversation sent next.
+    upstream.set_behaviour(app.model, Behaviour())
+    send(page, "and then?")
+    wait_for_answer(page, "complete")
+    history = upstream.requests_for(app.model)[-1].body["messages"]
+    assert history[1] == {"role": "assistant", "content": partial}
+
+
+def test_a_dropped_connection_shows_the_answer_as_interrupted(page, chat_server, upstream):
+    app = chat_server(Behaviour(tokens=tuple(f" t{i}" for i in range(300)), token_interval_s=0.05))
+    page.goto(app.url)
+    send(page, "hi")
+    page.wait_for_function(f"document.querySelector('{LAST_ANSWER} .message-text')?.textContent.length > 10")
+    # The worker dies mid-answer: the browser's connection ends without a `done` event.
+    for pid in app.server.worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    wait_for_answer(page, "interrupted")
+    assert "Interrupted" in page.locator(f"{LAST_ANSWER} .meta").text_content()
+    assert page.locator("#send").text_content() == "Send"
+
+
+def test_an_upstream_error_shows_inline_and_the_next_message_works(page, chat_server, upstream):
+    app = chat_server(Behaviour(status=429, retry_after="1"))
+    page.goto(app.url)
+    send(page, "hello?")
+    wait_for_answer(page, "error")
+    assert "rate limit" in page.locator(f"{LAST_ANSWER} .notice.error").text_content()
+
+    upstream.set_behaviour(app.model, Behaviour())  # the model server recovers
+    send(page, "again")
+    assert wait_for_answer(page, "complete") == Behaviour().text
+    assert page.problems == []
+
+
+def test_a_rejected_request_shows_its_message_and_keeps_the_input(page, chat_server):
+    app = chat_server(CHATAPP_MAX_MESSAGE_CHARS="40")
+    page.goto(app.url)
+    text = "x" * 60
+    send(page, text)
+    page.wait_for_selector('#log > .message.user[data-state="failed"]')
+    assert "limit is 40" in page.locator(f"{LAST_ANSWER} .notice.error").text_content()
+    assert page.input_value("#prompt") == text
+    page.fill("#prompt", "short")
+    page.press("#prompt", "Enter")
+    wait_for_answer(page, "complete")
+
+
+def test_model_output_is_shown_as_text_and_runs_nothing(page, chat_server):
+    hostile = Behaviour(
+        tokens=(
+            "<img src=x onerror=alert(1)>",
+            " <script>alert(2)</script>",
+            ' <a href="javascript:alert(3)">click</a>',
+            " [link](javascript:alert(4))",
+        )
+    )
+    app = chat_server(hostile)
+    page.goto(app.url)
+    send(page, "be evil")
+    assert wait_for_answer(page, "complete") == hostile.text
+    assert page.locator("#log img, #log script, #log a").count() == 0
+    time.sleep(0.3)
+    assert page.problems == []
+
+
+def test_reasoning_shows_in_a_collapsed_thinking_section(page, chat_server):
+    app = chat_server(Behaviour(reasoning=("First I consider", " the question.")))
+    page.goto(app.url)
+    send(page, "think first")
+    wait_for_answer(page, "complete")
+    thinking = page.locator(f"{LAST_ANSWER} details.thinking")
+    assert thinking.get_attribute("open") is None
+    assert thinking.locator(".thinking-text").text_content() == "First I consider the question."
+
+
+def test_new_chat_clears_the_conversation(page, chat_server, upstream):
+    app = chat_server()
+    page.goto(app.url)
+    send(page, "remember this")
+    wait_for_answer(page, "complete")
+    page.click("#new-chat")
+    assert page.locator(".message").count() == 0
+    send(page, "fresh start")
+    wait_for_answer(page, "complete")
+    assert len(upstream.requests_for(app.model)[-1].body["messages"]) == 1
+
+
+def test_works_on_a_phone_sized_screen(browser, chat_server):
+    app = chat_server()
+    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(app.url)
+        page.fill("#prompt", "from my phone")
+        page.press("#prompt", "Enter")  # on touch screens Enter is a new line
+        assert page.locator(".message").count() == 0
+        page.click("#send")
+        wait_for_answer(page, "complete")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, "the page scrolls sideways"
+    finally:
+        context.close()
+
+
+def test_the_page_works_with_the_demo_model_and_no_configuration(browser, artifacts):
+    server = GunicornServer({"CHATAPP_DEMO_TOKENS_PER_S": "400"}).start()
+    try:
+        for scheme in ("light", "dark"):
+            context = browser.new_context(viewport={"width": 900, "height": 720}, color_scheme=scheme)
+            try:
+                page = context.new_page()
+                page.goto(server.url)
+                assert page.locator("#model-name").text_content() == "chatapp-demo"
+                send(page, "What can you do?")
+                text = wait_for_answer(page, "complete")
+                assert "What can you do?" in text
+                assert "🚀" in text
+                page.screenshot(path=artifacts / f"chat-{scheme}.png")
+            finally:
+                context.close()
+    finally:
+        server.stop()
+    assert (artifacts / "chat-light.png").stat().st_size > 10_000
