@@ -48,3 +48,12 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 # gunicorn's runtime control socket is not used, and one fixed path per user would make
 # two instances on one host (a blue/green deploy, the test suite) fight over it.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """In each worker, after gevent has patched it and the app is loaded: on SIGTERM, let
+    running answers finish within graceful_timeout, then end the rest cleanly."""
+    from chatapp.state import app_state
+    from chatapp.streams import drain_on_worker_exit
+
+    drain_on_worker_exit(worker, app_state(worker.wsgi).streams)

@@ -14,6 +14,7 @@ from .config import Settings
 from .errors import register_error_handlers
 from .llm import make_backend
 from .state import EXTENSION_KEY, AppState
+from .streams import StreamRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +33,11 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     # One byte over the limit: werkzeug stops reading a chunked body at MAX_CONTENT_LENGTH
     # without an error, so validation sees limit + 1 bytes and answers 413 itself.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
-    app.extensions[EXTENSION_KEY] = AppState(settings=settings, backend=make_backend(settings))
+    app.extensions[EXTENSION_KEY] = AppState(
+        settings=settings,
+        backend=make_backend(settings),
+        streams=StreamRegistry(write_timeout_s=settings.write_timeout_s),
+    )
 
     from .views import api, health, pages
 

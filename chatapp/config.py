@@ -47,6 +47,11 @@ class Settings:
     upstream_idle_s: float = 60.0
     upstream_max_retries: int = 2
     heartbeat_s: float = 15.0
+    max_stream_s: float = 600.0
+    write_timeout_s: float = 30.0
+
+    # GET /debug/stats (live streams, greenlets): for tests and load runs, never in production.
+    debug_stats: bool = False
 
     demo_tokens_per_s: float = 30.0
     demo_first_token_s: float = 0.4
@@ -92,6 +97,9 @@ class Settings:
                 "CHATAPP_UPSTREAM_MAX_RETRIES", int, cls.upstream_max_retries, zero_ok=True
             ),
             heartbeat_s=env.number("CHATAPP_HEARTBEAT_S", float, cls.heartbeat_s),
+            max_stream_s=env.number("CHATAPP_MAX_STREAM_S", float, cls.max_stream_s),
+            write_timeout_s=env.number("CHATAPP_WRITE_TIMEOUT_S", float, cls.write_timeout_s),
+            debug_stats=env.flag("CHATAPP_DEBUG_STATS"),
             demo_tokens_per_s=env.number("CHATAPP_DEMO_TOKENS_PER_S", float, cls.demo_tokens_per_s),
             demo_first_token_s=env.number(
                 "CHATAPP_DEMO_FIRST_TOKEN_S", float, cls.demo_first_token_s, zero_ok=True
@@ -108,6 +116,12 @@ class _Reader:
     def text(self, name: str) -> str | None:
         value = self._environ.get(name, "").strip()
         return value or None
+
+    def flag(self, name: str) -> bool:
+        raw = (self.text(name) or "0").lower()
+        if raw not in ("0", "1", "true", "false", "yes", "no"):
+            raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+        return raw in ("1", "true", "yes")
 
     def number(self, name: str, kind: Callable[[str], T], default: T, zero_ok: bool = False) -> T:
         raw = self.text(name)

@@ -36,22 +36,28 @@ class Code:
     INVALID_TEMPERATURE = "invalid_temperature"
     INVALID_MODEL = "invalid_model"
     UNKNOWN_MODEL = "unknown_model"
+    STREAM_NOT_FOUND = "stream_not_found"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INTERNAL_ERROR = "internal_error"
+    SHUTTING_DOWN = "shutting_down"
 
 
 class ApiError(Exception):
     """An error answered as JSON with an HTTP status and a stable code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s
 
     def to_response(self) -> tuple[Response, int]:
-        return error_response(self.status, self.code, self.message)
+        response, status = error_response(self.status, self.code, self.message)
+        if self.retry_after_s is not None:
+            response.headers["Retry-After"] = str(self.retry_after_s)
+        return response, status
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:

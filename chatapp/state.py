@@ -1,4 +1,4 @@
-"""What one app instance holds for its whole life: its settings and its model backend."""
+"""What one app instance holds for its whole life: settings, the model backend, the live streams."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask import Flask
 
 from .config import Settings
 from .llm.base import Backend
+from .streams import StreamRegistry
 
 EXTENSION_KEY = "chatapp"
 
@@ -16,6 +17,7 @@ EXTENSION_KEY = "chatapp"
 class AppState:
     settings: Settings
     backend: Backend
+    streams: StreamRegistry
 
 
 def app_state(app: Flask) -> AppState:

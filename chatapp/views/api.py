@@ -1,10 +1,11 @@
-"""The JSON/SSE API: `POST /api/chat` streams one answer (docs/api.md)."""
+"""The JSON/SSE API (docs/api.md): `POST /api/chat` streams one answer; `.../stop` ends one."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from ..relay import Relay
+from ..errors import ApiError, Code
+from ..relay import Relay, RelayLimits
 from ..state import app_state
 from ..validation import parse_chat_request, require_json_content_type
 
@@ -21,12 +22,20 @@ SSE_HEADERS = {
 @bp.post("/chat")
 def chat() -> Response:
     state = app_state(current_app)
+    settings = state.settings
+    if state.streams.draining:
+        raise ApiError(
+            503, Code.SHUTTING_DOWN, "This server is restarting. Try again in a moment.", retry_after_s=2
+        )
     require_json_content_type(request.mimetype)
     # Past the byte limit this raises 413 (Content-Length) or stops early (chunked; see create_app).
-    chat_request = parse_chat_request(request.get_data(cache=False), state.settings)
+    chat_request = parse_chat_request(request.get_data(cache=False), settings)
     relay = Relay(
         state.backend.stream(chat_request),
-        heartbeat_s=state.settings.heartbeat_s,
+        RelayLimits(heartbeat_s=settings.heartbeat_s, max_stream_s=settings.max_stream_s),
+        registry=state.streams,
+        # gunicorn's worker exposes the client socket; the relay watches it for a close.
+        client_socket=request.environ.get("gunicorn.socket"),
         client=request.remote_addr,
     )
     return Response(
@@ -35,3 +44,14 @@ def chat() -> Response:
         headers=SSE_HEADERS,
         content_type="text/event-stream; charset=utf-8",
     )
+
+
+@bp.post("/chat/<stream_id>/stop")
+def stop(stream_id: str) -> tuple[dict[str, bool], int]:
+    if not app_state(current_app).streams.cancel(stream_id):
+        raise ApiError(
+            404,
+            Code.STREAM_NOT_FOUND,
+            "No running stream has that id in this worker; it may have finished already.",
+        )
+    return {"stopped": True}, 202

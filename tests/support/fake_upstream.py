@@ -74,8 +74,9 @@ class Behaviour:
     malformed_after: int | None = None
     incomplete_after: int | None = None
     reject_stream_options: bool = False
-    # Send headers, then nothing at all until the client goes away.
+    # Send headers, then nothing at all until the client goes away; or not even headers.
     silent: bool = False
+    silent_before_headers: bool = False
 
     @property
     def text(self) -> str:
@@ -232,6 +233,10 @@ class _Handler(BaseHTTPRequestHandler):
             record.end("status")
             return
 
+        if b.silent_before_headers:
+            self._wait(SILENCE_CAP_S)
+            self._drop(record)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Transfer-Encoding", "chunked")

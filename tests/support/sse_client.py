@@ -10,9 +10,11 @@ event arrived, which lets tests check streaming, ordering and overlap.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -89,6 +91,7 @@ class StreamResult:
     opened_at: float = 0.0
     first_byte_at: float | None = None
     closed_at: float = 0.0
+    hung_up_at: float | None = None
 
     def named(self, name: str) -> list[SseEvent]:
         return [e for e in self.events if e.event == name]
@@ -117,8 +120,10 @@ def post_chat(
     timeout: float = 30.0,
     headers: dict[str, str] | None = None,
     stop_when: Callable[[StreamResult], bool] | None = None,
+    hang_up_when: Callable[[], bool] | None = None,
 ) -> StreamResult:
-    """POST to /api/chat and read the whole answer, or until `stop_when` says to hang up."""
+    """POST to /api/chat and read the whole answer, or hang up early: when `stop_when(result)`
+    says so after a read, or when `hang_up_when()` turns true (polled, for silent streams)."""
     host, port = base_url.removeprefix("http://").split(":")
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
@@ -132,16 +137,17 @@ def post_chat(
         status=response.status, headers={k.lower(): v for k, v in response.getheaders()}, opened_at=opened
     )
     decoder = SseDecoder()
+    if hang_up_when is not None:
+        threading.Thread(target=_hang_up_when, args=(hang_up_when, sock, result), daemon=True).start()
     try:
-        while chunk := response.read1(65536):
+        while chunk := _read(response):
             now = time.monotonic()
             result.first_byte_at = result.first_byte_at or now
             result.body += chunk
             if result.status == 200:
                 result.events.extend(decoder.feed(chunk, now))
             if stop_when is not None and stop_when(result):
-                # Hang up hard, as a closed browser tab does.
-                sock.shutdown(socket.SHUT_RDWR)
+                _hang_up(sock, result)
                 break
     finally:
         result.comments = decoder.comments
@@ -149,3 +155,25 @@ def post_chat(
         response.close()
         conn.close()
     return result
+
+
+def _read(response: http.client.HTTPResponse) -> bytes:
+    try:
+        return response.read1(65536)
+    except (OSError, http.client.HTTPException):
+        return b""  # we hung up, or the server did
+
+
+def _hang_up(sock: socket.socket, result: StreamResult) -> None:
+    """Close hard, as a closed browser tab does."""
+    result.hung_up_at = time.monotonic()
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _hang_up_when(condition: Callable[[], bool], sock: socket.socket, result: StreamResult) -> None:
+    while not result.closed_at:
+        if condition():
+            _hang_up(sock, result)
+            return
+        time.sleep(0.005)

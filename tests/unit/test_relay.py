@@ -6,7 +6,8 @@ import time
 import pytest
 
 from chatapp.llm.base import Finish, ReasoningDelta, TextDelta, UpstreamError, Usage
-from chatapp.relay import Relay
+from chatapp.relay import MAX_BUFFERED_EVENTS, Relay, RelayLimits
+from chatapp.streams import StreamRegistry
 from tests.support.sse_client import SseDecoder
 
 
@@ -34,7 +35,11 @@ class ScriptedStream:
 
 
 def relay_all(stream, heartbeat_s=10.0):
-    relay = Relay(stream, heartbeat_s=heartbeat_s)
+    return relay_all_with(stream, RelayLimits(heartbeat_s=heartbeat_s))
+
+
+def relay_all_with(stream, limits):
+    relay = Relay(stream, limits)
     decoder = SseDecoder()
     chunks = list(relay.frames())
     events = [e for chunk in chunks for e in decoder.feed(chunk)]
@@ -60,7 +65,7 @@ def test_first_bytes_are_a_keep_alive_comment_and_the_start_event():
 
 
 def test_stream_ids_are_unguessable():
-    ids = {Relay(ScriptedStream(), heartbeat_s=1).stream_id for _ in range(100)}
+    ids = {Relay(ScriptedStream(), RelayLimits()).stream_id for _ in range(100)}
     assert len(ids) == 100
     assert all(len(i) >= 22 for i in ids)  # 16 random bytes in URL-safe base64
 
@@ -97,7 +102,7 @@ def test_events_already_queued_are_written_together():
 
 def test_closing_the_response_closes_the_model_stream():
     stream = ScriptedStream(TextDelta("a"), 30.0, Finish("stop"))
-    frames = Relay(stream, heartbeat_s=10).frames()
+    frames = Relay(stream, RelayLimits()).frames()
     next(frames)  # start
     next(frames)  # the token
     frames.close()  # what the server does when the client is gone
@@ -116,3 +121,60 @@ def test_model_stream_that_stops_without_finish_is_cancelled():
     _, _, events, _ = relay_all(stream)
     assert events[-1].json() == {"finish_reason": "cancelled"}
     assert time.monotonic() - start < 1
+
+
+def test_cancel_ends_a_connected_stream_with_done_cancelled():
+    stream = ScriptedStream(TextDelta("a"), 30.0, Finish("stop"))
+    relay = Relay(stream, RelayLimits())
+    frames = relay.frames()
+    decoder = SseDecoder()
+    events = [*decoder.feed(next(frames)), *decoder.feed(next(frames))]
+    relay.cancel("stopped")
+    events += [e for chunk in frames for e in decoder.feed(chunk)]
+    assert [e.event for e in events] == ["start", "token", "done"]
+    assert events[-1].json() == {"finish_reason": "cancelled"}
+    assert stream.closed.is_set()
+
+
+def test_a_stream_over_its_time_limit_ends_with_upstream_timeout():
+    stream = ScriptedStream(TextDelta("a"), 30.0, Finish("stop"))
+    start = time.monotonic()
+    _, _, events, _ = relay_all_with(stream, RelayLimits(heartbeat_s=0.05, max_stream_s=0.3))
+    assert time.monotonic() - start < 2
+    assert [e.event for e in events] == ["start", "token", "error", "done"]
+    assert events[-2].json()["code"] == "upstream_timeout"
+    assert events[-1].json() == {"finish_reason": "error"}
+    assert stream.closed.is_set()
+
+
+def test_the_registry_cancels_by_id_and_forgets_finished_streams():
+    registry = StreamRegistry(write_timeout_s=30)
+    stream = ScriptedStream(TextDelta("a"), 30.0, Finish("stop"))
+    relay = Relay(stream, RelayLimits(), registry=registry)
+    frames = relay.frames()
+    next(frames)
+    assert registry.cancel(relay.stream_id) is True
+    assert [e.event for chunk in frames for e in SseDecoder().feed(chunk)][-1] == "done"
+    assert registry.cancel(relay.stream_id) is False
+    assert len(registry) == 0
+
+
+def test_a_model_faster_than_the_client_is_held_to_a_bounded_buffer():
+    """Regression: an unbounded queue let a client that stopped reading grow the worker's memory."""
+    produced = []
+
+    class Flood(ScriptedStream):
+        def __iter__(self):
+            for i in range(100_000):
+                if self.closed.is_set():
+                    return
+                produced.append(i)
+                yield TextDelta("x")
+
+    stream = Flood()
+    frames = Relay(stream, RelayLimits()).frames()
+    next(frames)  # the client reads the start, then stops reading
+    time.sleep(0.3)
+    assert len(produced) <= MAX_BUFFERED_EVENTS + 2
+    frames.close()
+    assert stream.closed.is_set()

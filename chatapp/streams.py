@@ -1,0 +1,159 @@
+"""The live streams of this worker process, and the watchers that end them.
+
+- `StreamRegistry`: stream id -> the stream, so that `POST /api/chat/<id>/stop`
+  can cancel it, a sweeper can cut clients that stopped reading, and a
+  shutting-down worker can end what is left.
+- `watch_for_disconnect`: a greenlet per stream that waits until the client's
+  socket is readable and peeks. A generator view only learns that the client
+  left on its next write, and while the model is silent nothing is written; the
+  peek sees the close at once, so the upstream request is ended at once too.
+
+The watcher needs gunicorn's gevent worker (`environ["gunicorn.socket"]` and a
+patched world). Elsewhere (`flask run`) streams fall back to noticing a gone
+client on the next write or heartbeat.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class LiveStream(Protocol):
+    stream_id: str
+
+    def cancel(self, cause: str) -> None: ...
+
+    def write_stalled_s(self, now: float) -> float: ...
+
+    def hang_up(self) -> None: ...
+
+
+class StreamRegistry:
+    def __init__(self, write_timeout_s: float) -> None:
+        self._streams: dict[str, LiveStream] = {}
+        self.draining = False
+        self._write_timeout_s = write_timeout_s
+        self._sweeper: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def add(self, stream: LiveStream) -> None:
+        self._streams[stream.stream_id] = stream
+        if self._sweeper is None:
+            # Started on first use, so that under gunicorn it is a greenlet of the worker.
+            self._sweeper = threading.Thread(target=self._sweep, name="stream-sweeper", daemon=True)
+            self._sweeper.start()
+
+    def remove(self, stream: LiveStream) -> None:
+        if self._streams.get(stream.stream_id) is stream:
+            del self._streams[stream.stream_id]
+
+    def cancel(self, stream_id: str, cause: str = "stopped") -> bool:
+        """Cancel a running stream; False when no stream with that id runs in this process."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return False
+        stream.cancel(cause)
+        return True
+
+    def cancel_all(self, cause: str) -> int:
+        streams = list(self._streams.values())
+        for stream in streams:
+            stream.cancel(cause)
+        return len(streams)
+
+    def drain(self, deadline: float) -> int:
+        """Let running streams finish until `deadline` (monotonic), then cancel the rest."""
+        self.draining = True
+        while self._streams and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+        return self.cancel_all("shutdown")
+
+    def _sweep(self) -> None:
+        """Hang up on clients whose socket accepted nothing for the write timeout."""
+        interval = min(1.0, self._write_timeout_s / 4)
+        while True:
+            time.sleep(interval)
+            now = time.monotonic()
+            for stream in list(self._streams.values()):
+                if stream.write_stalled_s(now) > self._write_timeout_s:
+                    log.info("stream %s: client stopped reading; hanging up", stream.stream_id)
+                    stream.hang_up()
+
+
+def watch_for_disconnect(
+    client: socket.socket | None, on_disconnect: Callable[[], None]
+) -> Callable[[], None] | None:
+    """Call `on_disconnect` as soon as the client closes its connection; returns a stop function."""
+    if client is None or not gevent_patched():
+        return None
+    import gevent
+
+    watcher = gevent.spawn(_wait_for_eof, client, on_disconnect)
+    return lambda: watcher.kill(block=False)
+
+
+def _wait_for_eof(client: socket.socket, on_disconnect: Callable[[], None]) -> None:
+    from gevent.socket import wait_read
+
+    try:
+        # A separate watcher on the fd, so the response's own writes are not disturbed.
+        wait_read(client.fileno())
+        closed = client.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        closed = True  # reset by the peer, or already closed
+    # Data instead of EOF (a pipelined request) tells nothing; the next write will.
+    if closed:
+        on_disconnect()
+
+
+def current_greenlet() -> object | None:
+    """The running greenlet under gevent, which `interrupt` can stop; None under real threads."""
+    if not gevent_patched():
+        return None
+    import gevent
+
+    return gevent.getcurrent()
+
+
+def interrupt(greenlet: object) -> None:
+    """Raise GreenletExit in `greenlet` wherever it is blocked (asynchronously)."""
+    import gevent
+
+    gevent.kill(greenlet)  # schedules GreenletExit; never blocks the caller
+
+
+@functools.cache
+def gevent_patched() -> bool:
+    """True in a gunicorn gevent worker (patched after fork, before the app is imported)."""
+    from gevent import monkey
+
+    return monkey.is_module_patched("socket")
+
+
+def drain_on_worker_exit(worker: Any, registry: StreamRegistry) -> None:
+    """Called from gunicorn's post_worker_init: when the worker is told to exit (SIGTERM),
+    let running streams finish within graceful_timeout, then end the rest with
+    `done`/`cancelled` so that none is cut off mid-event and every upstream is closed."""
+
+    def watch() -> None:
+        while worker.alive:
+            time.sleep(0.1)
+        # gunicorn checks every second and kills what is left at graceful_timeout: end first.
+        deadline = time.monotonic() + max(worker.cfg.graceful_timeout - 1.5, 0)
+        if registry:
+            log.info("worker exiting: %d streams running", len(registry))
+        cancelled = registry.drain(deadline)
+        if cancelled:
+            log.info("worker exiting: cancelled %d streams", cancelled)
+
+    threading.Thread(target=watch, name="drain-on-exit", daemon=True).start()
