@@ -8,8 +8,15 @@ already there, and writes them as one chunk: fast streams cost fewer system
 calls and no token is held back.
 
 Every stream ends with exactly one `done` event unless the client is gone;
-an upstream failure becomes an `error` event first. Closing the response
-(the client left) closes the model stream, which ends the upstream request.
+an upstream failure becomes an `error` event first.
+
+`cancel()` ends a stream from outside, at once: the disconnect watcher calls it
+when the client's socket closes, the stop endpoint when asked, the registry's
+sweeper when the client stopped reading, the worker when it shuts down. It
+closes the upstream response (and interrupts a producer still waiting for the
+upstream's headers), and a client that is still there gets `done`/`cancelled`.
+The queue between the two sides is bounded, so a model faster than its client
+waits instead of piling events up in memory.
 """
 
 from __future__ import annotations
@@ -291,7 +298,8 @@ class Relay:
         s = self.stats
         ttft = f"{(s.first_token_at - s.started) * 1000:.0f}" if s.first_token_at else "-"
         log.info(
-            "stream end id=%s model=%s finish_reason=%s cause=%s tokens=%d ttft_ms=%s duration_ms=%.0f client=%s",
+            "stream end id=%s model=%s finish_reason=%s cause=%s tokens=%d ttft_ms=%s "
+            "duration_ms=%.0f client=%s",
             self.stream_id,
             self.model_stream.model,
             s.finish_reason,

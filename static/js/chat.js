@@ -143,6 +143,7 @@ class MessageView {
  * @typedef {{
  *   view: MessageView,
  *   controller: AbortController,
+ *   streamId: string,
  *   text: string,
  *   started: boolean,
  *   finished: boolean,
@@ -185,6 +186,7 @@ async function send() {
   const turn = {
     view,
     controller: new AbortController(),
+    streamId: "",
     text: "",
     started: false,
     finished: false,
@@ -203,6 +205,8 @@ async function send() {
     const outcome = await streamChat(config.chatUrl, { messages: [...history] }, turn.controller.signal, {
       onStart(start) {
         turn.started = true;
+        turn.streamId = start.stream_id;
+        view.root.dataset.streamId = start.stream_id;
         modelName.textContent = start.model;
       },
       onReasoning: (delta) => view.appendReasoning(delta),
@@ -282,6 +286,17 @@ function notSent(turn, userView, text, error) {
 function stop() {
   if (!active) return;
   active.stopped = true;
+  if (active.streamId) {
+    // Besides the abort: a proxy may keep the upstream connection open after the browser
+    // closes its own, and then only this request tells the server to stop the model.
+    // keepalive lets it outlive the page; a 404 (already finished) is no error.
+    fetch(`${config.chatUrl}/${encodeURIComponent(active.streamId)}/stop`, {
+      method: "POST",
+      keepalive: true,
+      headers: { "Content-Type": "application/json" },
+      body: "{}",
+    }).catch(() => {});
+  }
   active.controller.abort();
 }
 

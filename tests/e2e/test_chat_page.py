@@ -262,3 +262,21 @@ def test_the_page_works_with_the_demo_model_and_no_configuration(browser, artifa
     finally:
         server.stop()
     assert (artifacts / "chat-light.png").stat().st_size > 10_000
+
+
+def test_stop_before_the_first_token_ends_a_silent_upstream(page, chat_server, upstream):
+    app = chat_server(Behaviour(silent=True))
+    page.goto(app.url)
+    stop_requests = []
+    page.on("request", lambda r: stop_requests.append(r.url) if r.url.endswith("/stop") else None)
+    send(page, "think hard")
+    record = upstream.wait_for_request(app.model)
+    page.wait_for_selector(f"{LAST_ANSWER}[data-stream-id]")  # started; the model says nothing
+    page.click("#send")
+    clicked_at = time.monotonic()
+    wait_for_answer(page, "stopped")
+    assert record.ended.wait(3), "the upstream request is still open"
+    assert record.ended_at - clicked_at < 1.0
+    assert any("/api/chat/" in url for url in stop_requests)
+    assert page.locator(".notice.error").count() == 0
+    assert page.problems == []

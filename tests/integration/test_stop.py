@@ -1,4 +1,4 @@
-"""Stop means stop: the upstream request ends when the client leaves or asks, even while the model is silent."""
+"""Stop means stop: the upstream ends when the client leaves or asks, even while the model is silent."""
 
 from __future__ import annotations
 

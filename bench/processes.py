@@ -1,0 +1,87 @@
+"""The processes a benchmark run needs: the bench upstream and chatapp under gunicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.support.gunicorn_runner import GunicornServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchUpstream:
+    """`python -m bench.upstream` on a free port, for the length of a `with` block."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> BenchUpstream:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.upstream", "--port", str(self.port)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=1).close()
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("the bench upstream did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@contextlib.contextmanager
+def chatapp_server(upstream: BenchUpstream, workers: int = 1, **env: str) -> Iterator[GunicornServer]:
+    """chatapp as deployed (`gunicorn -c gunicorn.conf.py wsgi:app`), pointed at the bench upstream."""
+    server = GunicornServer(
+        {
+            "OPENAI_BASE_URL": upstream.base_url,
+            "OPENAI_API_KEY": "bench",
+            "CHATAPP_UPSTREAM_MAX_RETRIES": "0",
+            "CHATAPP_LOG_LEVEL": "WARNING",
+            **env,
+        },
+        workers=workers,
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of the given processes, from /proc."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / CLOCK_TICKS
+
+
+def resident_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
