@@ -10,6 +10,7 @@ timing needs, which keeps the client far cheaper than the server it measures
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class StreamTiming:
 
     def gaps(self) -> list[float]:
         t = self.token_times
-        return [b - a for a, b in zip(t, t[1:], strict=False)]
+        return [b - a for a, b in itertools.pairwise(t)]
 
 
 class StreamProtocol(asyncio.Protocol):

@@ -69,6 +69,12 @@ class Run:
             await asyncio.sleep(0.05)
         return dict(zip(tags, streams, strict=True))
 
+    async def start_stream(self, model: str, tag: str) -> StreamProtocol:
+        # The tag is the message: the upstream records opens and closes under it.
+        body = {"messages": [{"role": "user", "content": tag}], "model": model}
+        request = chat_request("127.0.0.1", self.app_port, "/api/chat", body)
+        return await open_stream("127.0.0.1", self.app_port, request, CHATAPP_TOKEN, CHATAPP_END)
+
     async def abort_all(self, streams: dict[str, StreamProtocol], within_s: float) -> list[float]:
         aborted_at: dict[str, float] = {}
 
