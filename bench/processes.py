@@ -51,7 +51,7 @@ class BenchUpstream:
 
 
 @contextlib.contextmanager
-def chatapp_server(upstream: BenchUpstream, workers: int = 1, **env: str) -> Iterator[GunicornServer]:
+def chatapp_server(upstream: BenchUpstream, workers: int | None = 1, **env: str) -> Iterator[GunicornServer]:
     """chatapp as deployed (`gunicorn -c gunicorn.conf.py wsgi:app`), pointed at the bench upstream."""
     server = GunicornServer(
         {

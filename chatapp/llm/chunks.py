@@ -1,8 +1,9 @@
 """Decoding an OpenAI chat-completions stream body into backend events.
 
-Fed one line at a time (the HTTP client splits lines, CR/LF/CRLF alike), it
-gathers `data:` lines into events as the SSE rules say, decodes each with
-orjson, and yields `TextDelta`, `ReasoningDelta`, `Usage` and `Finish`. It
+Fed the body's bytes as they arrive, it splits lines (LF, CRLF or a lone CR,
+a CR at the end of one read carried into the next), gathers `data:` lines into
+events as the SSE rules say, decodes each with orjson straight from bytes, and
+yields `TextDelta`, `ReasoningDelta`, `Usage` and `Finish`. It
 copes with what real servers send: the role-only first chunk, empty deltas,
 the usage chunk whose `choices` is empty, reasoning under `reasoning_content`
 (DeepSeek, vLLM) or `reasoning` (Ollama, OpenRouter), and an `error` object
@@ -28,22 +29,40 @@ from .base import (
     Usage,
 )
 
-DONE = "[DONE]"
+DONE = b"[DONE]"
 
 
 class ChunkDecoder:
     def __init__(self) -> None:
-        self._data: list[str] = []
+        self._pending = b""  # the start of a line whose end has not arrived
+        self._data: list[bytes] = []
         self._finish: str | None = None
         self._usage: Usage | None = None
         self._done = False
 
-    def feed_line(self, line: str) -> Iterator[BackendEvent]:
-        if line.startswith("data:"):
+    def feed(self, data: bytes) -> Iterator[BackendEvent]:
+        """Decode the next bytes of the body, however they were split."""
+        if b"\r" in data or self._pending.endswith(b"\r"):
+            data = self._pending + data
+            # A CR at the very end may be the first half of a CRLF: keep it for the next read.
+            keep = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if keep:
+                data = data[:-1]
+            lines = data.split(b"\n")
+            self._pending = lines.pop() + (b"\r" if keep else b"")
+        else:
+            lines = (self._pending + data).split(b"\n")
+            self._pending = lines.pop()
+        for line in lines:
+            yield from self._line(line)
+
+    def _line(self, line: bytes) -> Iterator[BackendEvent]:
+        if line.startswith(b"data:"):
             value = line[5:]
-            self._data.append(value[1:] if value.startswith(" ") else value)
+            self._data.append(value[1:] if value.startswith(b" ") else value)
         elif not line and self._data:
-            data = "\n".join(self._data)
+            data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
             self._data.clear()
             yield from self._event(data)
         # Comments (":"), `event:`/`id:`/`retry:` lines and unknown fields carry nothing we use.
@@ -59,7 +78,7 @@ class ChunkDecoder:
             yield self._usage
         yield Finish(self._finish or FinishReason.STOP)
 
-    def _event(self, data: str) -> Iterator[BackendEvent]:
+    def _event(self, data: bytes) -> Iterator[BackendEvent]:
         if self._done:
             return
         if data == DONE:

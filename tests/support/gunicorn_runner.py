@@ -31,10 +31,13 @@ def free_port() -> int:
 
 
 class GunicornServer:
-    def __init__(self, env: dict[str, str] | None = None, workers: int = 1) -> None:
+    def __init__(self, env: dict[str, str] | None = None, workers: int | None = 1) -> None:
+        """`workers=None` keeps gunicorn.conf.py's default (one per core)."""
         self.port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
-        self.env.update({"CHATAPP_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)})
+        self.env["CHATAPP_BIND"] = f"127.0.0.1:{self.port}"
+        if workers is not None:
+            self.env["WEB_CONCURRENCY"] = str(workers)
         self.env.update(env or {})
         self._log = tempfile.NamedTemporaryFile(prefix="gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
         self.process: subprocess.Popen[bytes] | None = None

@@ -14,10 +14,15 @@ def chunk(delta=None, finish=None, **extra):
 
 
 def decode(*lines):
+    """Decode a body made of these lines, fed in one piece."""
+    return decode_pieces(["\n".join(lines).encode() + b"\n"])
+
+
+def decode_pieces(pieces):
     decoder = ChunkDecoder()
     events = []
-    for line in lines:
-        events.extend(decoder.feed_line(line))
+    for piece in pieces:
+        events.extend(decoder.feed(piece))
     events.extend(decoder.end())
     return events
 
@@ -75,12 +80,39 @@ def test_running_usage_on_every_chunk_reports_the_last():
 
 
 def test_ending_without_finish_or_done_is_incomplete():
-    decoder = ChunkDecoder()
-    list(decoder.feed_line(chunk({"content": "a"})))
-    list(decoder.feed_line(""))
     with pytest.raises(UpstreamError) as caught:
-        list(decoder.end())
+        decode(chunk({"content": "a"}), "")
     assert caught.value.code == "upstream_incomplete"
+
+
+def test_an_event_cut_off_by_the_end_of_the_body_is_not_decoded():
+    with pytest.raises(UpstreamError) as caught:
+        decode_pieces([chunk({"content": "a"}, "stop").encode()])  # no blank line after it
+    assert caught.value.code == "upstream_incomplete"
+
+
+BODY = (
+    chunk({"content": "é中🚀"}) + "\n\n" + chunk({"content": "b"}, "stop") + "\n\ndata: [DONE]\n\n"
+).encode()
+EXPECTED = [TextDelta("é中🚀"), TextDelta("b"), Finish("stop")]
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_every_line_ending_at_every_split_point(newline):
+    body = BODY.replace(b"\n", newline)
+    for cut in range(len(body) + 1):
+        assert decode_pieces([body[:cut], body[cut:]]) == EXPECTED, (newline, cut)
+
+
+def test_one_byte_at_a_time():
+    body = BODY.replace(b"\n", b"\r\n")
+    assert decode_pieces([body[i : i + 1] for i in range(len(body))]) == EXPECTED
+
+
+def test_a_crlf_split_between_reads_is_one_line_end():
+    """After httpx's LineDecoder tests: a CR ending one read and an LF starting the next."""
+    pieces = [b"", chunk({"content": "a"}).encode() + b"\r", b"\n\r\ndata: [DONE]\r", b"\n\r\n"]
+    assert decode_pieces(pieces) == [TextDelta("a"), Finish("stop")]
 
 
 @pytest.mark.parametrize(

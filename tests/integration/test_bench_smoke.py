@@ -1,0 +1,39 @@
+"""The benchmark still runs: a few streams through both paths, every figure present, no errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.support.gunicorn_runner import ROOT
+
+
+def test_bench_smoke_run(tmp_path):
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(out.read_text())
+    assert {r["target"] for r in results} == {"direct", "chatapp"}
+    assert all(r["errors"] == 0 for r in results), results
+    relayed = [r for r in results if r["target"] == "chatapp"]
+    assert all(r["server_cpu_us_per_token"] > 0 and r["tokens"] > 0 for r in relayed)
+    assert "largest N with no errors" in run.stdout
+
+
+def test_decode_micro_benchmark_runs():
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.decode"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "BENCH_ROUNDS": "200"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert "ratio:" in run.stdout
