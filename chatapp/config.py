@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 DEMO_MODEL = "chatapp-demo"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -60,7 +60,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `environ` (default: the process environment plus `.env`)."""
         if environ is None:
-            load_dotenv(override=False)
+            # usecwd: the .env of the directory the app runs from, as `flask run` finds it.
+            load_dotenv(find_dotenv(usecwd=True), override=False)
             environ = os.environ
         env = _Reader(environ)
 

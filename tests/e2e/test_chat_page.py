@@ -50,15 +50,6 @@ def wait_for_answer(page, state):
     return page.locator(f"{LAST_ANSWER} .message-text").text_content()
 
 
-def wait_until(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_enter_sends_and_the_answer_grows_visibly_to_the_exact_text(page, chat_server, artifacts):
     app = chat_server(TRICKLE)
     page.goto(app.url)
@@ -280,3 +271,52 @@ def test_stop_before_the_first_token_ends_a_silent_upstream(page, chat_server, u
     assert any("/api/chat/" in url for url in stop_requests)
     assert page.locator(".notice.error").count() == 0
     assert page.problems == []
+
+
+def test_auto_scroll_follows_the_stream_until_the_reader_scrolls_up(browser, chat_server):
+    app = chat_server(Behaviour(tokens=tuple(f"line {i}\n" for i in range(400)), token_interval_s=0.02))
+    context = browser.new_context(viewport={"width": 600, "height": 400})
+    try:
+        page = context.new_page()
+        page.goto(app.url)
+        send(page, "a long answer please")
+        distance = (
+            "(() => { const s = document.getElementById('scroller');"
+            " return s.scrollHeight - s.scrollTop - s.clientHeight; })()"
+        )
+        page.wait_for_function("document.getElementById('scroller').scrollTop > 200")
+        assert page.evaluate(distance) < 48  # following
+
+        page.evaluate("document.getElementById('scroller').scrollTop = 0")
+        grown_from = page.evaluate("document.getElementById('scroller').scrollHeight")
+        page.wait_for_function(f"document.getElementById('scroller').scrollHeight > {grown_from} + 200")
+        assert page.evaluate("document.getElementById('scroller').scrollTop") == 0  # left where the reader is
+
+        page.evaluate(
+            "(() => { const s = document.getElementById('scroller'); s.scrollTop = s.scrollHeight; })()"
+        )
+        grown_from = page.evaluate("document.getElementById('scroller').scrollHeight")
+        page.wait_for_function(f"document.getElementById('scroller').scrollHeight > {grown_from} + 200")
+        assert page.evaluate(distance) < 48  # following again
+    finally:
+        context.close()
+
+
+def test_a_fast_stream_is_painted_at_most_once_per_animation_frame(page, chat_server):
+    fast = Behaviour(tokens=tuple(f" t{i}" for i in range(1000)), token_interval_s=0.001)
+    app = chat_server(fast)
+    page.goto(app.url)
+    page.evaluate(
+        """() => {
+          window.paints = 0; window.frames = 0;
+          new MutationObserver((records) => { window.paints += records.length; })
+            .observe(document.getElementById("log"), {characterData: true, subtree: true});
+          const count = () => { window.frames++; requestAnimationFrame(count); };
+          requestAnimationFrame(count);
+        }"""
+    )
+    send(page, "fast please")
+    assert wait_for_answer(page, "complete") == fast.text
+    paints, frames = page.evaluate("[window.paints, window.frames]")
+    assert paints <= frames + 2, (paints, frames)
+    assert paints < len(fast.tokens) / 3, "tokens were painted one by one"

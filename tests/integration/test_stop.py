@@ -19,6 +19,7 @@ from tests.conftest import upstream_env
 from tests.support.fake_upstream import Behaviour
 from tests.support.gunicorn_runner import GunicornServer
 from tests.support.sse_client import post_chat
+from tests.support.waiting import wait_until
 
 LONG = tuple(f" w{i}" for i in range(2000))
 
@@ -149,15 +150,6 @@ def test_a_client_that_stops_reading_is_cut_after_the_write_timeout(strict_app, 
     finally:
         client.close()
     assert wait_until(lambda: "cause=write_timeout" in strict_app.output(), 5)
-
-
-def wait_until(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def worker_stats(server):

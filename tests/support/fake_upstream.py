@@ -87,6 +87,7 @@ class Behaviour:
 class RequestRecord:
     model: str
     body: dict
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
     opened_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
     outcome: str | None = None  # "completed", "client_closed", "dropped", "status"
@@ -159,8 +160,8 @@ class FakeUpstream:
         with self._lock:
             return self._behaviours.get(model) or Behaviour()
 
-    def record(self, model: str, body: dict) -> RequestRecord:
-        record = RequestRecord(model=model, body=body)
+    def record(self, model: str, body: dict, headers: dict[str, str]) -> RequestRecord:
+        record = RequestRecord(model=model, body=body, headers=headers)
         with self._lock:
             self.requests.append(record)
         return record
@@ -213,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         model = str(body.get("model", ""))
         behaviour = self.upstream.behaviour(model)
-        record = self.upstream.record(model, body)
+        record = self.upstream.record(model, body, {k.lower(): v for k, v in self.headers.items()})
         try:
             self._answer(behaviour, body, record)
         except ClientGone:

@@ -48,3 +48,15 @@ def test_bad_values_stop_start_up_naming_the_variable(env, message):
 
 def test_zero_retries_is_allowed():
     assert Settings.from_env({"CHATAPP_UPSTREAM_MAX_RETRIES": "0"}).upstream_max_retries == 0
+
+
+def test_a_dotenv_file_is_honoured_without_overriding_the_environment(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("CHATAPP_MODEL=from-dotenv\nCHATAPP_HEARTBEAT_S=5\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHATAPP_MODEL", raising=False)
+    monkeypatch.setenv("CHATAPP_HEARTBEAT_S", "7")
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CHATAPP_BACKEND", "CHATAPP_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.from_env()
+    assert settings.model == "from-dotenv"
+    assert settings.heartbeat_s == 7.0
