@@ -13,6 +13,7 @@ from flask import Flask
 from .config import Settings
 from .errors import register_error_handlers
 from .llm import make_backend
+from .security import register_security_headers
 from .state import EXTENSION_KEY, AppState
 from .streams import StreamRegistry
 
@@ -45,6 +46,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     register_error_handlers(app)
+    register_security_headers(app)
 
     logging.getLogger(__name__).info("chatapp ready: backend=%s model=%s", settings.backend, settings.model)
     return app

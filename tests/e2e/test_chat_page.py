@@ -320,3 +320,26 @@ def test_a_fast_stream_is_painted_at_most_once_per_animation_frame(page, chat_se
     paints, frames = page.evaluate("[window.paints, window.frames]")
     assert paints <= frames + 2, (paints, frames)
     assert paints < len(fast.tokens) / 3, "tokens were painted one by one"
+
+
+def test_the_page_runs_under_its_content_security_policy_with_no_violation(page, chat_server):
+    app = chat_server(Behaviour(reasoning=("hmm",)))
+    # Listening from before the first byte of the page, so a violation during load counts too.
+    page.add_init_script(
+        """window.cspViolations = [];
+           document.addEventListener("securitypolicyviolation",
+             (e) => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI));"""
+    )
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+    response = page.goto(app.url)
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    send(page, "hello")
+    wait_for_answer(page, "complete")
+    page.click(f"{LAST_ANSWER} details.thinking summary")
+    page.click("#new-chat")
+    send(page, "again")
+    wait_for_answer(page, "complete")
+    assert page.evaluate("window.cspViolations") == []
+    assert not [c for c in console if "Content Security Policy" in c]
+    assert page.problems == []
