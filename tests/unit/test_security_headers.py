@@ -25,6 +25,7 @@ def test_security_headers_on_the_stream(client):
 def test_the_page_has_no_inline_script_or_handler(client):
     html = client.get("/").get_data(as_text=True)
     assert "<script>" not in html
-    assert " onclick=" not in html and " onload=" not in html
+    assert " onclick=" not in html
+    assert " onload=" not in html
     assert '<script type="module" src="/static/js/chat.js">' in html
     assert '<script type="application/json" id="chatapp-config">' in html
