@@ -34,6 +34,8 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     # One byte over the limit: werkzeug stops reading a chunked body at MAX_CONTENT_LENGTH
     # without an error, so validation sees limit + 1 bytes and answers 413 itself.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
+    # A doubled slash is a 404 like any unknown path, not a redirect that a POST cannot follow.
+    app.url_map.merge_slashes = False
     app.extensions[EXTENSION_KEY] = AppState(
         settings=settings,
         backend=make_backend(settings),

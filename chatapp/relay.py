@@ -121,6 +121,7 @@ class Relay:
         self._cancel_cause: str | None = None
         self._producer: object | None = None
         self._writing_since: float | None = None
+        self._done_sent = False
         self.stats = StreamStats()
 
     # -- the response body --------------------------------------------------------------
@@ -142,7 +143,10 @@ class Relay:
                 stop_watching()
             if self._registry is not None:
                 self._registry.remove(self)
-            self.cancel(self._cancel_cause or Cause.CLIENT_GONE)
+            if self._done_sent:
+                self.model_stream.close()  # already closed by the backend; makes sure
+            else:
+                self.cancel(Cause.CLIENT_GONE)  # the server closed the body: the client is gone
             self._drain()
             self._log_end()
 
@@ -223,6 +227,7 @@ class Relay:
         return False
 
     def _done(self, reason: str) -> bytes:
+        self._done_sent = True
         self.stats.finish_reason = reason
         return self._frame(EventName.DONE, {"finish_reason": reason})
 

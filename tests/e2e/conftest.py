@@ -67,7 +67,9 @@ def chat_server(upstream: FakeUpstream) -> Iterator[Callable[..., ChatServer]]:
 def page(browser: Browser, chat_server: Callable[..., ChatServer]) -> Iterator[Page]:
     # Depends on chat_server so that it closes first: an open page holds a keep-alive
     # connection, and gunicorn waits for those on SIGTERM.
-    context = browser.new_context(viewport={"width": 900, "height": 720})
+    # bypass_csp: Playwright's wait_for_function evaluates its predicate with eval, which the page's
+    # strict CSP forbids. test_the_page_runs_under_its_content_security_policy uses no bypass.
+    context = browser.new_context(viewport={"width": 900, "height": 720}, bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.problems = []  # type: ignore[attr-defined]

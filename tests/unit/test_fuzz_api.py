@@ -67,6 +67,7 @@ def test_chat_answers_anything_cleanly(body):
 
 @settings(max_examples=100, deadline=None)
 @given(stream_id=st.text(min_size=1, max_size=200), body=st.binary(max_size=100))
+@example(stream_id="0/", body=b"")  # regression: a doubled slash was a 308 redirect with an HTML body
 def test_stop_answers_anything_cleanly(stream_id, body):
     with APP.test_client() as client:
         response = client.post(
