@@ -146,44 +146,51 @@ class OpenAIStream:
         return api_response.http_response
 
 
+# The SDK's exceptions in the order to test them (subclasses first), each with its stable code
+# and a message a person can act on ({model}, {status} and {detail} are filled in).
+_ERRORS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], str, str], ...] = (
+    (openai.APITimeoutError, UpstreamCode.TIMEOUT, "The model server did not answer in time. Try again."),
+    (
+        openai.APIConnectionError,
+        UpstreamCode.UNREACHABLE,
+        "chatapp could not connect to the model server. Try again; if it keeps happening, "
+        "the server may be down.",
+    ),
+    (
+        openai.AuthenticationError,
+        UpstreamCode.AUTH,
+        "The model server rejected chatapp's API key. The operator should check OPENAI_API_KEY.",
+    ),
+    (
+        openai.PermissionDeniedError,
+        UpstreamCode.PERMISSION,
+        "chatapp's API key is not allowed to use the model {model!r}.",
+    ),
+    (
+        openai.RateLimitError,
+        UpstreamCode.RATE_LIMITED,
+        "The model server is over its rate limit or quota. Wait a moment and try again.",
+    ),
+    (openai.NotFoundError, UpstreamCode.NOT_FOUND, "The model {model!r} was not found on the model server."),
+    (
+        (openai.BadRequestError, openai.UnprocessableEntityError),
+        UpstreamCode.BAD_REQUEST,
+        "The model server rejected the request: {detail}",
+    ),
+    (
+        openai.APIStatusError,
+        UpstreamCode.SERVER_ERROR,
+        "The model server failed (HTTP {status}). Try again in a moment.",
+    ),
+)
+
+
 def upstream_error(exc: openai.APIError, model: str) -> UpstreamError:
     """Map the SDK's exceptions to a stable code and a message a person can act on."""
-    if isinstance(exc, openai.APITimeoutError):
-        return UpstreamError(UpstreamCode.TIMEOUT, "The model server did not answer in time. Try again.")
-    if isinstance(exc, openai.APIConnectionError):
-        return UpstreamError(
-            UpstreamCode.UNREACHABLE,
-            "chatapp could not connect to the model server. Try again; if it keeps happening, "
-            "the server may be down.",
-        )
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, openai.AuthenticationError):
-        return UpstreamError(
-            UpstreamCode.AUTH,
-            "The model server rejected chatapp's API key. The operator should check OPENAI_API_KEY.",
-        )
-    if isinstance(exc, openai.PermissionDeniedError):
-        return UpstreamError(
-            UpstreamCode.PERMISSION, f"chatapp's API key is not allowed to use the model {model!r}."
-        )
-    if isinstance(exc, openai.RateLimitError):
-        return UpstreamError(
-            UpstreamCode.RATE_LIMITED,
-            "The model server is over its rate limit or quota. Wait a moment and try again.",
-        )
-    if isinstance(exc, openai.NotFoundError):
-        return UpstreamError(
-            UpstreamCode.NOT_FOUND, f"The model {model!r} was not found on the model server."
-        )
-    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
-        return UpstreamError(
-            UpstreamCode.BAD_REQUEST, f"The model server rejected the request: {_detail(exc)}"
-        )
-    if status is not None:
-        return UpstreamError(
-            UpstreamCode.SERVER_ERROR,
-            f"The model server failed (HTTP {status}). Try again in a moment.",
-        )
+    for kinds, code, template in _ERRORS:
+        if isinstance(exc, kinds):
+            status = getattr(exc, "status_code", None)
+            return UpstreamError(code, template.format(model=model, status=status, detail=_detail(exc)))
     return UpstreamError(UpstreamCode.SERVER_ERROR, f"The model server reported an error: {_detail(exc)}")
 
 
