@@ -59,6 +59,8 @@ def chatapp_server(upstream: BenchUpstream, workers: int | None = 1, **env: str)
             "OPENAI_API_KEY": "bench",
             "CHATAPP_UPSTREAM_MAX_RETRIES": "0",
             "CHATAPP_LOG_LEVEL": "WARNING",
+            # The load client is one address opening thousands of streams.
+            "CHATAPP_MAX_STREAMS_PER_CLIENT": "0",
             **env,
         },
         workers=workers,

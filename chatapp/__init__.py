@@ -39,7 +39,11 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     app.extensions[EXTENSION_KEY] = AppState(
         settings=settings,
         backend=make_backend(settings),
-        streams=StreamRegistry(write_timeout_s=settings.write_timeout_s),
+        streams=StreamRegistry(
+            write_timeout_s=settings.write_timeout_s,
+            max_streams=settings.max_streams_per_worker,
+            max_per_client=settings.max_streams_per_client,
+        ),
     )
 
     from .views import api, health, pages

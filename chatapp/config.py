@@ -49,6 +49,9 @@ class Settings:
     heartbeat_s: float = 15.0
     max_stream_s: float = 600.0
     write_timeout_s: float = 30.0
+    # Concurrent streams per worker and per client address (0: no cap).
+    max_streams_per_worker: int = 1000
+    max_streams_per_client: int = 20
 
     # GET /debug/stats (live streams, greenlets): for tests and load runs, never in production.
     debug_stats: bool = False
@@ -100,6 +103,12 @@ class Settings:
             heartbeat_s=env.number("CHATAPP_HEARTBEAT_S", float, cls.heartbeat_s),
             max_stream_s=env.number("CHATAPP_MAX_STREAM_S", float, cls.max_stream_s),
             write_timeout_s=env.number("CHATAPP_WRITE_TIMEOUT_S", float, cls.write_timeout_s),
+            max_streams_per_worker=env.number(
+                "CHATAPP_MAX_STREAMS_PER_WORKER", int, cls.max_streams_per_worker, zero_ok=True
+            ),
+            max_streams_per_client=env.number(
+                "CHATAPP_MAX_STREAMS_PER_CLIENT", int, cls.max_streams_per_client, zero_ok=True
+            ),
             debug_stats=env.flag("CHATAPP_DEBUG_STATS"),
             demo_tokens_per_s=env.number("CHATAPP_DEMO_TOKENS_PER_S", float, cls.demo_tokens_per_s),
             demo_first_token_s=env.number(

@@ -41,6 +41,9 @@ class Code:
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INTERNAL_ERROR = "internal_error"
     SHUTTING_DOWN = "shutting_down"
+    SERVER_BUSY = "server_busy"
+    TOO_MANY_STREAMS = "too_many_streams"
+    CROSS_SITE = "cross_site_request"
 
 
 class ApiError(Exception):

@@ -1,4 +1,5 @@
-"""Response headers that let the browser enforce what the page promises.
+"""Browser-facing protections: the response headers that let the browser enforce what the
+page promises, and the refusal of state-changing requests from other sites.
 
 A strict Content-Security-Policy: the page loads scripts, styles and
 connections only from its own origin and runs no inline script (chat.js takes
@@ -8,7 +9,11 @@ text), so even text that slips into the page as HTML could not run.
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from urllib.parse import urlsplit
+
+from flask import Flask, Request, Response
+
+from .errors import ApiError, Code
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -37,3 +42,22 @@ def register_security_headers(app: Flask) -> None:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+
+def reject_cross_site(request: Request) -> None:
+    """403 for a state-changing request that another site's page made.
+
+    Browsers say where a request comes from: `Sec-Fetch-Site` (all current ones),
+    else `Origin`. Clients that send neither (curl, SDKs, other servers) are not
+    browsers riding on a user's session, and pass.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        allowed = site in ("same-origin", "none")
+    else:
+        origin = request.headers.get("Origin")
+        allowed = origin is None or urlsplit(origin).netloc == request.host
+    if not allowed:
+        raise ApiError(403, Code.CROSS_SITE, "Requests from other sites are not accepted.")

@@ -20,6 +20,7 @@ import logging
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -36,15 +37,44 @@ class LiveStream(Protocol):
     def hang_up(self) -> None: ...
 
 
+class WorkerFull(Exception):
+    """This worker holds as many streams as it may (CHATAPP_MAX_STREAMS_PER_WORKER)."""
+
+
+class ClientBusy(Exception):
+    """This client has as many streams open as it may (CHATAPP_MAX_STREAMS_PER_CLIENT)."""
+
+
 class StreamRegistry:
-    def __init__(self, write_timeout_s: float) -> None:
+    def __init__(self, write_timeout_s: float, max_streams: int = 0, max_per_client: int = 0) -> None:
         self._streams: dict[str, LiveStream] = {}
         self.draining = False
         self._write_timeout_s = write_timeout_s
         self._sweeper: threading.Thread | None = None
+        # Admission: streams admitted and not yet closed, in all and per client (0: no cap).
+        self._max_streams = max_streams
+        self._max_per_client = max_per_client
+        self._admitted = 0
+        self._per_client: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._streams)
+
+    def admit(self, client: str) -> None:
+        """Count a new stream in, or refuse it: a full worker sheds load rather than slowing
+        every stream it holds. Each admit is paired with one `release`."""
+        if self._max_streams and self._admitted >= self._max_streams:
+            raise WorkerFull
+        if self._max_per_client and self._per_client[client] >= self._max_per_client:
+            raise ClientBusy
+        self._admitted += 1
+        self._per_client[client] += 1
+
+    def release(self, client: str) -> None:
+        self._admitted -= 1
+        self._per_client[client] -= 1
+        if self._per_client[client] <= 0:
+            del self._per_client[client]
 
     def add(self, stream: LiveStream) -> None:
         self._streams[stream.stream_id] = stream

@@ -45,6 +45,8 @@ def upstream_env(upstream: FakeUpstream, **extra: str) -> dict[str, str]:
         "OPENAI_BASE_URL": upstream.base_url,
         "OPENAI_API_KEY": FAKE_API_KEY,
         "CHATAPP_UPSTREAM_MAX_RETRIES": "0",
+        # Every test client is 127.0.0.1: the per-client cap is tested on its own.
+        "CHATAPP_MAX_STREAMS_PER_CLIENT": "0",
         **extra,
     }
 
