@@ -5,8 +5,10 @@ streaming responses. This file is loaded by the master before any worker
 exists, so it must not import chatapp, openai or ssl (see preload_app).
 """
 
+import ipaddress
 import multiprocessing
 import os
+import secrets
 
 # Loopback by default: exposing the app is the operator's decision. PORT follows the
 # convention of platforms that set it (listen on every interface).
@@ -57,3 +59,37 @@ def post_worker_init(worker):
     from chatapp.streams import drain_on_worker_exit
 
     drain_on_worker_exit(worker, app_state(worker.wsgi).streams)
+
+
+# The session cookie's key, made here in the master when the operator set none, so that every
+# worker signs and checks cookies with the same one (a key per worker would sign people out at
+# random). It still changes with each start; chatapp warns about that when sign-in is on.
+_secret_key_generated = not os.environ.get("SECRET_KEY")
+if _secret_key_generated:
+    os.environ["SECRET_KEY"] = secrets.token_hex(32)
+
+
+def when_ready(server):
+    """Warn, once, about settings that expose the app or sign people out."""
+    if os.environ.get("CHATAPP_ACCESS_TOKEN"):
+        if _secret_key_generated:
+            server.log.warning("SECRET_KEY is not set: sign-ins end when chatapp restarts. Set SECRET_KEY.")
+        return
+    for address in server.cfg.bind:
+        host = address.rsplit(":", 1)[0].strip("[]")
+        if not host.startswith("unix") and not _is_loopback(host):
+            server.log.warning(
+                "listening on %s with no CHATAPP_ACCESS_TOKEN: anyone who can reach it can chat, "
+                "on your API key. Set CHATAPP_ACCESS_TOKEN, or bind to 127.0.0.1 behind an "
+                "authenticating proxy.",
+                address,
+            )
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from .access import init_access
 from .config import Settings
 from .errors import register_error_handlers
 from .llm import make_backend
@@ -46,8 +47,11 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
         ),
     )
 
-    from .views import api, health, pages
+    init_access(app, settings)
 
+    from .views import access, api, health, pages
+
+    app.register_blueprint(access.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

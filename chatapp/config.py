@@ -49,6 +49,13 @@ class Settings:
     heartbeat_s: float = 15.0
     max_stream_s: float = 600.0
     write_timeout_s: float = 30.0
+    # When set, the page asks for this token once and the API answers 401 without it.
+    access_token: str | None = field(default=None, repr=False)
+    # Signs the session cookie. Unset: a random key per start (gunicorn.conf.py makes one in
+    # the master, so that all workers share it), and sessions end with a restart.
+    secret_key: str | None = field(default=None, repr=False)
+    cookie_secure: bool = False
+
     # Concurrent streams per worker and per client address (0: no cap).
     max_streams_per_worker: int = 1000
     max_streams_per_client: int = 20
@@ -103,6 +110,9 @@ class Settings:
             heartbeat_s=env.number("CHATAPP_HEARTBEAT_S", float, cls.heartbeat_s),
             max_stream_s=env.number("CHATAPP_MAX_STREAM_S", float, cls.max_stream_s),
             write_timeout_s=env.number("CHATAPP_WRITE_TIMEOUT_S", float, cls.write_timeout_s),
+            access_token=env.text("CHATAPP_ACCESS_TOKEN"),
+            secret_key=env.text("SECRET_KEY"),
+            cookie_secure=env.flag("CHATAPP_COOKIE_SECURE"),
             max_streams_per_worker=env.number(
                 "CHATAPP_MAX_STREAMS_PER_WORKER", int, cls.max_streams_per_worker, zero_ok=True
             ),

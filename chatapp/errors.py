@@ -44,6 +44,7 @@ class Code:
     SERVER_BUSY = "server_busy"
     TOO_MANY_STREAMS = "too_many_streams"
     CROSS_SITE = "cross_site_request"
+    UNAUTHORIZED = "unauthorized"
 
 
 class ApiError(Exception):

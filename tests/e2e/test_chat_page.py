@@ -351,3 +351,18 @@ def test_the_page_runs_under_its_content_security_policy_with_no_violation(brows
         assert errors == []
     finally:
         context.close()
+
+
+def test_sign_in_with_the_access_token_then_chat(page, chat_server):
+    app = chat_server(CHATAPP_ACCESS_TOKEN="let-me-in-42")
+    page.goto(app.url)
+    assert page.url.endswith("/sign-in")
+    page.fill("#token", "wrong")
+    page.click("button[type=submit]")
+    assert "not right" in page.locator("#sign-in-error").text_content()
+    page.fill("#token", "let-me-in-42")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#prompt")
+    send(page, "hello after signing in")
+    assert wait_for_answer(page, "complete") == Behaviour().text
+    assert page.problems == []

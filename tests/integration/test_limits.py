@@ -23,7 +23,10 @@ def test_the_worker_cap_is_503_and_a_finished_stream_frees_its_place(small_worke
     ask = {"messages": [{"role": "user", "content": "hi"}], "model": silent}
     hang_up = {"now": False}
     with ThreadPoolExecutor(3) as pool:
-        held = [pool.submit(post_chat, small_worker.url, ask, hang_up_when=lambda: hang_up["now"]) for _ in range(3)]
+        held = [
+            pool.submit(post_chat, small_worker.url, ask, hang_up_when=lambda: hang_up["now"])
+            for _ in range(3)
+        ]
         assert wait_until(lambda: len(upstream.requests_for(silent)) == 3, 10)
 
         refused = post_chat(small_worker.url, ask)
@@ -35,8 +38,9 @@ def test_the_worker_cap_is_503_and_a_finished_stream_frees_its_place(small_worke
         assert all(f.result(timeout=10).names == ["start"] for f in held)
 
     def admitted_again():
-        result = post_chat(small_worker.url, {"messages": [{"role": "user", "content": "hi"}],
-                                              "model": upstream.model()})
+        result = post_chat(
+            small_worker.url, {"messages": [{"role": "user", "content": "hi"}], "model": upstream.model()}
+        )
         return result.status == 200 and result.done == {"finish_reason": "stop"}
 
     assert wait_until(admitted_again, 5)

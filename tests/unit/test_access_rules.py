@@ -10,7 +10,9 @@ HI = {"messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.fixture
 def capped():
-    app = create_app({**FAST_DEMO, "CHATAPP_MAX_STREAMS_PER_WORKER": "3", "CHATAPP_MAX_STREAMS_PER_CLIENT": "2"})
+    app = create_app(
+        {**FAST_DEMO, "CHATAPP_MAX_STREAMS_PER_WORKER": "3", "CHATAPP_MAX_STREAMS_PER_CLIENT": "2"}
+    )
     return app.test_client()
 
 
