@@ -61,6 +61,7 @@ def chatapp_server(upstream: BenchUpstream, workers: int | None = 1, **env: str)
             "CHATAPP_LOG_LEVEL": "WARNING",
             # The load client is one address opening thousands of streams.
             "CHATAPP_MAX_STREAMS_PER_CLIENT": "0",
+            "CHATAPP_RATE_LIMIT": "",
             **env,
         },
         workers=workers,

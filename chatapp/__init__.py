@@ -13,6 +13,7 @@ from flask import Flask
 from .access import init_access
 from .config import Settings
 from .errors import register_error_handlers
+from .limits import init_limits
 from .llm import make_backend
 from .security import register_security_headers
 from .state import EXTENSION_KEY, AppState
@@ -48,6 +49,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     )
 
     init_access(app, settings)
+    init_limits(app, settings)
 
     from .views import access, api, health, pages
 

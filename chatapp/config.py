@@ -56,6 +56,11 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     cookie_secure: bool = False
 
+    # Streams a client address may start, in Flask-Limiter's notation ("" turns it off),
+    # counted in memory (per worker) or in Redis ("redis://host:6379/0", shared).
+    rate_limit: str = "30/minute"
+    ratelimit_storage_uri: str = "memory://"
+
     # Concurrent streams per worker and per client address (0: no cap).
     max_streams_per_worker: int = 1000
     max_streams_per_client: int = 20
@@ -110,6 +115,8 @@ class Settings:
             heartbeat_s=env.number("CHATAPP_HEARTBEAT_S", float, cls.heartbeat_s),
             max_stream_s=env.number("CHATAPP_MAX_STREAM_S", float, cls.max_stream_s),
             write_timeout_s=env.number("CHATAPP_WRITE_TIMEOUT_S", float, cls.write_timeout_s),
+            rate_limit=environ.get("CHATAPP_RATE_LIMIT", cls.rate_limit).strip(),
+            ratelimit_storage_uri=env.text("CHATAPP_RATELIMIT_STORAGE_URI") or cls.ratelimit_storage_uri,
             access_token=env.text("CHATAPP_ACCESS_TOKEN"),
             secret_key=env.text("SECRET_KEY"),
             cookie_secure=env.flag("CHATAPP_COOKIE_SECURE"),

@@ -45,6 +45,7 @@ class Code:
     TOO_MANY_STREAMS = "too_many_streams"
     CROSS_SITE = "cross_site_request"
     UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
 
 
 class ApiError(Exception):
@@ -74,6 +75,7 @@ _HTTP_CODES = {
     405: (Code.METHOD_NOT_ALLOWED, "This endpoint does not accept that HTTP method."),
     413: (Code.BODY_TOO_LARGE, "The request body is too large."),
     415: (Code.UNSUPPORTED_MEDIA_TYPE, "Send the body as Content-Type: application/json."),
+    429: (Code.RATE_LIMITED, "Too many requests in a short time. Wait a moment, then try again."),
 }
 
 

@@ -17,6 +17,7 @@ FAKE_API_KEY = "sk-test-chatapp-0123456789abcdef"
 
 FAST_DEMO = {
     "CHATAPP_BACKEND": "demo",
+    "CHATAPP_RATE_LIMIT": "",  # tests send many requests from one address; limits have their own tests
     "CHATAPP_DEMO_TOKENS_PER_S": "5000",
     "CHATAPP_DEMO_FIRST_TOKEN_S": "0",
 }
@@ -47,6 +48,7 @@ def upstream_env(upstream: FakeUpstream, **extra: str) -> dict[str, str]:
         "CHATAPP_UPSTREAM_MAX_RETRIES": "0",
         # Every test client is 127.0.0.1: the per-client cap is tested on its own.
         "CHATAPP_MAX_STREAMS_PER_CLIENT": "0",
+        "CHATAPP_RATE_LIMIT": "",
         **extra,
     }
 

@@ -14,6 +14,8 @@ blocked in another greenlet at once; the upstream sees its connection close.
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -187,11 +189,28 @@ _ERRORS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], str, str], .
 
 def upstream_error(exc: openai.APIError, model: str) -> UpstreamError:
     """Map the SDK's exceptions to a stable code and a message a person can act on."""
+    if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
+        cause = _root_cause(exc)
+        if isinstance(cause, socket.gaierror):
+            return UpstreamError(
+                UpstreamCode.UNREACHABLE, "chatapp could not look up the model server's address."
+            )
+        if isinstance(cause, ssl.SSLError):
+            return UpstreamError(
+                UpstreamCode.UNREACHABLE, "The secure (TLS) connection to the model server failed."
+            )
     for kinds, code, template in _ERRORS:
         if isinstance(exc, kinds):
             status = getattr(exc, "status_code", None)
             return UpstreamError(code, template.format(model=model, status=status, detail=_detail(exc)))
     return UpstreamError(UpstreamCode.SERVER_ERROR, f"The model server reported an error: {_detail(exc)}")
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    return seen
 
 
 def _detail(exc: openai.APIError) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from ..errors import ApiError, Code
+from ..limits import chat_rate_limit, limiter
 from ..relay import Relay, RelayLimits
 from ..security import reject_cross_site
 from ..state import app_state
@@ -27,6 +28,7 @@ def _only_from_this_site() -> None:
 
 
 @bp.post("/chat")
+@limiter.limit(chat_rate_limit)
 def chat() -> Response:
     state = app_state(current_app)
     settings = state.settings

@@ -155,18 +155,28 @@ def test_each_upstream_failure_is_error_then_done_error(gunicorn_app, upstream, 
     assert after.done == {"finish_reason": "stop"}
 
 
-def test_an_unreachable_upstream_is_an_error_event():
+@pytest.mark.parametrize(
+    ("base_url", "hint"),
+    [
+        ("http://127.0.0.1:{free}/v1", "could not connect"),  # connection refused
+        ("http://chatapp-upstream.invalid/v1", "look up"),  # DNS failure (.invalid never resolves)
+        ("https://127.0.0.1:{upstream}/v1", "TLS"),  # TLS to a server that speaks plain HTTP
+    ],
+    ids=["refused", "dns", "tls"],
+)
+def test_an_unreachable_upstream_is_an_error_event(upstream, base_url, hint):
     from tests.support.gunicorn_runner import free_port
 
-    server = GunicornServer(
-        {"OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1", "CHATAPP_UPSTREAM_MAX_RETRIES": "0"}
-    ).start()
+    url = base_url.format(free=free_port(), upstream=upstream.port)
+    server = GunicornServer({"OPENAI_BASE_URL": url, "CHATAPP_UPSTREAM_MAX_RETRIES": "0"}).start()
     try:
         result = post_chat(server.url, ask("any"), timeout=15)
     finally:
         server.stop()
     assert result.names == ["start", "error", "done"]
-    assert result.named("error")[0].json()["code"] == "upstream_unreachable"
+    error = result.named("error")[0].json()
+    assert error["code"] == "upstream_unreachable"
+    assert hint in error["message"]
 
 
 def test_body_over_the_limit_without_content_length_is_413(gunicorn_app):
