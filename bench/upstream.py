@@ -3,8 +3,9 @@
 It answers `POST /v1/chat/completions` with `stream=True` exactly as OpenAI does
 (role chunk, content chunks, finish chunk, usage chunk, `data: [DONE]`), over
 HTTP/1.1 chunked encoding. The model name sets the pace:
-`bench-ttft<ms>-tps<tokens per second>-len<tokens>`, or `bench-silent` (headers,
-then nothing). A reader greenlet per connection notices the client's close the
+`bench-ttft<ms>-tps<tokens per second>-len<tokens>[-drop<n>]` (with `-drop<n>`
+the connection breaks after n tokens), `bench-silent` (headers, then nothing), or
+`bench-fail` (HTTP 500). A reader greenlet per connection notices the client's close the
 moment it arrives and records it under the request's last message (its tag);
 `GET /stats` returns `{"opens": {tag: t}, "closes": {tag: t}}` in monotonic time (CLOCK_MONOTONIC is
 system-wide, so the load client can subtract its own monotonic times).
@@ -27,7 +28,7 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 
-MODEL = re.compile(r"bench-ttft(\d+)-tps(\d+)-len(\d+)")
+MODEL = re.compile(r"bench-ttft(\d+)-tps(\d+)-len(\d+)(?:-drop(\d+))?")
 TOKENS = (" the", " quick", " brown", " fox", " jumps", " over", " a", " lazy", " dog", ".")
 
 opens: dict[str, float] = {}
@@ -91,6 +92,13 @@ def watch_close(conn: socket.socket, tag: str) -> None:
 
 def stream(conn: socket.socket, request: dict) -> None:
     model = request.get("model", "")
+    if model == "bench-fail":
+        body = b'{"error": {"message": "scripted failure", "type": "server_error"}}'
+        conn.sendall(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        return
     tag = str(request["messages"][-1]["content"])
     opens[tag] = time.monotonic()
     watcher = gevent.spawn(watch_close, conn, tag)
@@ -103,7 +111,8 @@ def stream(conn: socket.socket, request: dict) -> None:
         watcher.join()
         return
     match = MODEL.fullmatch(model)
-    ttft_ms, tps, length = (int(g) for g in match.groups()) if match else (0, 1000, 50)
+    ttft_ms, tps, length = (int(g) for g in match.groups()[:3]) if match else (0, 1000, 50)
+    drop_at = int(match.group(4)) if match and match.group(4) else None
     interval = 1.0 / tps
     conn.sendall(chunk(model, {"role": "assistant", "content": ""}))
     start = time.monotonic() + ttft_ms / 1000
@@ -113,6 +122,9 @@ def stream(conn: socket.socket, request: dict) -> None:
         if delay > 0:
             gevent.sleep(delay)
         if watcher.dead:
+            return
+        if i == drop_at:  # the connection breaks mid-answer
+            conn.shutdown(socket.SHUT_RDWR)
             return
         conn.sendall(frames[i % len(frames)])
     usage = {"prompt_tokens": 5, "completion_tokens": length, "total_tokens": length + 5}
