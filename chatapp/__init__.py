@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .access import init_access
 from .config import Settings
@@ -38,6 +39,9 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     # A doubled slash is a 404 like any unknown path, not a redirect that a POST cannot follow.
     app.url_map.merge_slashes = False
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.extensions[EXTENSION_KEY] = AppState(
         settings=settings,
         backend=make_backend(settings),

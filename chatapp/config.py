@@ -61,6 +61,10 @@ class Settings:
     rate_limit: str = "30/minute"
     ratelimit_storage_uri: str = "memory://"
 
+    # Proxies in front of the app (nginx: 1) whose X-Forwarded-For/-Proto/-Host are trusted,
+    # so that limits count real client addresses. 0: use the socket's peer address.
+    trusted_proxies: int = 0
+
     # Concurrent streams per worker and per client address (0: no cap).
     max_streams_per_worker: int = 1000
     max_streams_per_client: int = 20
@@ -117,6 +121,7 @@ class Settings:
             write_timeout_s=env.number("CHATAPP_WRITE_TIMEOUT_S", float, cls.write_timeout_s),
             rate_limit=environ.get("CHATAPP_RATE_LIMIT", cls.rate_limit).strip(),
             ratelimit_storage_uri=env.text("CHATAPP_RATELIMIT_STORAGE_URI") or cls.ratelimit_storage_uri,
+            trusted_proxies=env.number("CHATAPP_TRUSTED_PROXIES", int, cls.trusted_proxies, zero_ok=True),
             access_token=env.text("CHATAPP_ACCESS_TOKEN"),
             secret_key=env.text("SECRET_KEY"),
             cookie_secure=env.flag("CHATAPP_COOKIE_SECURE"),

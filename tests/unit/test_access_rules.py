@@ -73,3 +73,29 @@ def test_a_full_worker_gets_503_with_retry_after(capped):
     for stream in streams:
         stream.close()
     open_stream(capped, "10.0.0.4").close()
+
+
+def test_behind_a_trusted_proxy_limits_count_the_forwarded_client():
+    app = create_app({**FAST_DEMO, "CHATAPP_MAX_STREAMS_PER_CLIENT": "1", "CHATAPP_TRUSTED_PROXIES": "1"})
+    client = app.test_client()
+    via_proxy = {"REMOTE_ADDR": "127.0.0.1"}
+    first = client.post(
+        "/api/chat",
+        json=HI,
+        buffered=False,
+        environ_base=via_proxy,
+        headers={"X-Forwarded-For": "203.0.113.5"},
+    )
+    other = client.post(
+        "/api/chat",
+        json=HI,
+        buffered=False,
+        environ_base=via_proxy,
+        headers={"X-Forwarded-For": "203.0.113.6"},
+    )
+    same = client.post(
+        "/api/chat", json=HI, environ_base=via_proxy, headers={"X-Forwarded-For": "203.0.113.5"}
+    )
+    assert (first.status_code, other.status_code, same.status_code) == (200, 200, 429)
+    first.close()
+    other.close()
