@@ -1,4 +1,4 @@
-"""The API key stays on the server: not in the page, not in a stream, not in the log."""
+"""The API key stays on the server, out of the page, the streams and the log; so does message text."""
 
 import urllib.request
 
@@ -14,8 +14,9 @@ def test_the_api_key_reaches_neither_the_browser_nor_the_log(gunicorn_app, upstr
         upstream.model(b)
         for b in (Behaviour(), Behaviour(status=401), Behaviour(status=400), Behaviour(drop_after=2))
     ]
+    secret_words = "my bank PIN is 4921 and my diagnosis is private"
     streams = [
-        post_chat(gunicorn_app.url, {"messages": [{"role": "user", "content": "hi"}], "model": model})
+        post_chat(gunicorn_app.url, {"messages": [{"role": "user", "content": secret_words}], "model": model})
         for model in models
     ]
     assert all(s.done is not None for s in streams)
@@ -24,5 +25,6 @@ def test_the_api_key_reaches_neither_the_browser_nor_the_log(gunicorn_app, upstr
     log = gunicorn_app.output()
     assert "stream end" in log  # the log is there, and was read
     assert FAKE_API_KEY not in log
+    assert secret_words not in log  # message text is not logged either
     # The upstream did get it: the key is in use, just never shown.
     assert upstream.requests_for(models[0])[0].headers["authorization"] == f"Bearer {FAKE_API_KEY}"
