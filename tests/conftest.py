@@ -56,6 +56,5 @@ def upstream_env(upstream: FakeUpstream, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def gunicorn_app(upstream: FakeUpstream) -> Iterator[GunicornServer]:
     """chatapp under `gunicorn -c gunicorn.conf.py wsgi:app`, one gevent worker, on the fake upstream."""
-    server = GunicornServer(upstream_env(upstream)).start()
-    yield server
-    server.stop()
+    with GunicornServer(upstream_env(upstream)) as server:
+        yield server

@@ -47,9 +47,8 @@ def test_client_disconnect_mid_stream_closes_the_upstream_within_2_s(gunicorn_ap
 
 @pytest.fixture(scope="module")
 def fast_heartbeat_app(upstream):
-    server = GunicornServer(upstream_env(upstream, CHATAPP_HEARTBEAT_S="0.2")).start()
-    yield server
-    server.stop()
+    with GunicornServer(upstream_env(upstream, CHATAPP_HEARTBEAT_S="0.2")) as server:
+        yield server
 
 
 def test_heartbeats_flow_while_the_upstream_is_silent(fast_heartbeat_app, upstream):

@@ -8,9 +8,8 @@ from tests.support.sse_client import post_chat
 
 @pytest.fixture(scope="module")
 def demo_app():
-    server = GunicornServer().start()  # no OPENAI_* or CHATAPP_* variables at all
-    yield server
-    server.stop()
+    with GunicornServer() as server:  # no OPENAI_* or CHATAPP_* variables at all
+        yield server
 
 
 def test_the_demo_model_streams_within_a_second(demo_app):

@@ -11,9 +11,8 @@ from tests.support.waiting import wait_until
 
 @pytest.fixture(scope="module")
 def small_worker(upstream):
-    server = GunicornServer(upstream_env(upstream, CHATAPP_MAX_STREAMS_PER_WORKER="3")).start()
-    yield server
-    server.stop()
+    with GunicornServer(upstream_env(upstream, CHATAPP_MAX_STREAMS_PER_WORKER="3")) as server:
+        yield server
 
 
 def test_the_worker_cap_is_503_and_a_finished_stream_frees_its_place(small_worker, upstream):

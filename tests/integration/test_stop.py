@@ -99,18 +99,16 @@ def test_stop_endpoint_with_an_unknown_id_is_404(gunicorn_app):
 
 @pytest.fixture(scope="module")
 def strict_app(upstream):
-    server = GunicornServer(
-        upstream_env(
-            upstream,
-            CHATAPP_UPSTREAM_IDLE_S="0.5",
-            CHATAPP_WRITE_TIMEOUT_S="1",
-            CHATAPP_MAX_STREAM_S="3",
-            CHATAPP_HEARTBEAT_S="0.2",
-            CHATAPP_DEBUG_STATS="1",
-        )
-    ).start()
-    yield server
-    server.stop()
+    env = upstream_env(
+        upstream,
+        CHATAPP_UPSTREAM_IDLE_S="0.5",
+        CHATAPP_WRITE_TIMEOUT_S="1",
+        CHATAPP_MAX_STREAM_S="3",
+        CHATAPP_HEARTBEAT_S="0.2",
+        CHATAPP_DEBUG_STATS="1",
+    )
+    with GunicornServer(env) as server:
+        yield server
 
 
 def test_a_silent_upstream_is_cut_after_the_idle_timeout(strict_app, upstream):
@@ -163,9 +161,8 @@ def open_fds(pid):
 
 @pytest.fixture(scope="module")
 def stats_app(upstream):
-    server = GunicornServer(upstream_env(upstream, CHATAPP_DEBUG_STATS="1")).start()
-    yield server
-    server.stop()
+    with GunicornServer(upstream_env(upstream, CHATAPP_DEBUG_STATS="1")) as server:
+        yield server
 
 
 def test_200_streams_aborted_at_random_moments_leave_nothing_behind(stats_app, upstream):

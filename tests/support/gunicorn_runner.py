@@ -69,6 +69,12 @@ class GunicornServer:
         self.stop()
         raise RuntimeError(f"gunicorn did not answer within {timeout} s:\n{self.output()}")
 
+    def __enter__(self) -> GunicornServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else None
