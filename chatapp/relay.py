@@ -43,7 +43,7 @@ from .llm.base import (
     UpstreamError,
     Usage,
 )
-from .streams import StreamRegistry, current_greenlet, interrupt, watch_for_disconnect
+from .streams import Cause, StreamRegistry, current_greenlet, interrupt, watch_for_disconnect
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,6 @@ _WAKE = object()  # cancel() nudging a consumer that waits on the queue
 # Events the model may run ahead of a slow client before it waits: enough to absorb
 # bursts, small enough that a client that stops reading holds little memory.
 MAX_BUFFERED_EVENTS = 256
-
-
-class Cause:
-    """Why a stream was cancelled, for the log line."""
-
-    STOPPED = "stopped"  # POST /api/chat/<id>/stop
-    CLIENT_GONE = "client_gone"  # the connection closed
-    WRITE_TIMEOUT = "write_timeout"  # the client stopped reading
-    SHUTDOWN = "shutdown"  # the worker is exiting
-    MAX_DURATION = "max_duration"  # CHATAPP_MAX_STREAM_S ran out (reported as an error)
 
 
 @dataclass
@@ -176,7 +166,10 @@ class Relay:
                     break
                 finished = self._encode(item, out)
             if out:
-                yield from self._write(b"".join(out))
+                # Inlined _write: this is the per-token path.
+                self._writing_since = time.monotonic()
+                yield b"".join(out)
+                self._writing_since = None
             if finished:
                 return
 

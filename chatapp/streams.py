@@ -37,6 +37,16 @@ class LiveStream(Protocol):
     def hang_up(self) -> None: ...
 
 
+class Cause:
+    """Why a stream was cancelled, for the log line."""
+
+    STOPPED = "stopped"  # POST /api/chat/<id>/stop
+    CLIENT_GONE = "client_gone"  # the connection closed
+    WRITE_TIMEOUT = "write_timeout"  # the client stopped reading
+    SHUTDOWN = "shutdown"  # the worker is exiting
+    MAX_DURATION = "max_duration"  # CHATAPP_MAX_STREAM_S ran out (reported as an error)
+
+
 class WorkerFull(Exception):
     """This worker holds as many streams as it may (CHATAPP_MAX_STREAMS_PER_WORKER)."""
 
@@ -87,7 +97,7 @@ class StreamRegistry:
         if self._streams.get(stream.stream_id) is stream:
             del self._streams[stream.stream_id]
 
-    def cancel(self, stream_id: str, cause: str = "stopped") -> bool:
+    def cancel(self, stream_id: str, cause: str = Cause.STOPPED) -> bool:
         """Cancel a running stream; False when no stream with that id runs in this process."""
         stream = self._streams.get(stream_id)
         if stream is None:
@@ -106,7 +116,7 @@ class StreamRegistry:
         self.draining = True
         while self._streams and time.monotonic() < deadline:
             time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
-        return self.cancel_all("shutdown")
+        return self.cancel_all(Cause.SHUTDOWN)
 
     def _sweep(self) -> None:
         """Hang up on clients whose socket accepted nothing for the write timeout."""
