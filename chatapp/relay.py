@@ -1,11 +1,17 @@
 """One request's stream: a backend's events in, `text/event-stream` frames out.
 
-The model is read in its own thread of control (a greenlet under gunicorn's
-gevent worker, where `threading` and `queue` are patched; a real thread under
-`flask run`), so that the response can send heartbeats while the model is
-silent. The response side waits on a queue, takes every event that is
-already there, and writes them as one chunk: fast streams cost fewer system
-calls and no token is held back.
+The response's own greenlet (under gunicorn's gevent worker; a thread under
+`flask run`) reads the model: `ModelStream.read(timeout)` returns what arrived,
+and the relay writes all of it as one chunk, so a fast stream costs fewer
+system calls and no token is held back. When a read times out with nothing
+written for `heartbeat_s`, a keep-alive comment goes out instead. One greenlet
+per stream on the per-token path, no queue and no hand-over between two:
+that, and reading the upstream socket directly, is where the relay's CPU per
+token went (docs/performance.md). A model faster than its client waits: the
+relay reads only after the client's socket took the previous write.
+
+Only `open()`, which waits for the model's headers, runs in a helper thread,
+so that heartbeats flow while a slow server (a model loading) has not answered.
 
 Every stream ends with exactly one `done` event unless the client is gone;
 an upstream failure becomes an `error` event first.
@@ -13,17 +19,15 @@ an upstream failure becomes an `error` event first.
 `cancel()` ends a stream from outside, at once: the disconnect watcher calls it
 when the client's socket closes, the stop endpoint when asked, the registry's
 sweeper when the client stopped reading, the worker when it shuts down. It
-closes the upstream response (and interrupts a producer still waiting for the
-upstream's headers), and a client that is still there gets `done`/`cancelled`.
-The queue between the two sides is bounded, so a model faster than its client
-waits instead of piling events up in memory.
+closes the upstream (which ends a blocked read, or interrupts a helper still
+waiting for the upstream's headers), and a client that is still there gets
+`done`/`cancelled`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import secrets
 import socket
 import threading
@@ -66,12 +70,8 @@ def new_stream_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-_END = object()  # the producer has put everything it had
-_WAKE = object()  # cancel() nudging a consumer that waits on the queue
-
-# Events the model may run ahead of a slow client before it waits: enough to absorb
-# bursts, small enough that a client that stops reading holds little memory.
-MAX_BUFFERED_EVENTS = 256
+# Shortest wait for a read: a zero timeout would make the socket non-blocking.
+MIN_WAIT_S = 0.001
 
 
 @dataclass
@@ -107,9 +107,9 @@ class Relay:
         self._socket = client_socket
         self._client = client
         self._seq = 0
-        self._events: queue.Queue[object] = queue.Queue(MAX_BUFFERED_EVENTS)
         self._cancel_cause: str | None = None
-        self._producer: object | None = None
+        self._opener: object | None = None
+        self._opened = threading.Event()
         self._writing_since: float | None = None
         self._done_sent = False
         self.stats = StreamStats()
@@ -123,55 +123,89 @@ class Relay:
             if self._registry is not None:
                 self._registry.add(self)
             stop_watching = watch_for_disconnect(self._socket, lambda: self.cancel(Cause.CLIENT_GONE))
-            threading.Thread(target=self._produce, name=f"model-{self.stream_id}", daemon=True).start()
             # Bytes at once: proxies and the browser see the stream open before the model speaks.
             start = {"stream_id": self.stream_id, "model": self.model_stream.model}
             yield from self._write(KEEP_ALIVE + self._frame(EventName.START, start))
-            yield from self._relay_events()
+            if (yield from self._open()):
+                yield from self._relay_events()
         finally:
             if stop_watching is not None:
                 stop_watching()
             if self._registry is not None:
                 self._registry.remove(self)
             if self._done_sent:
-                self.model_stream.close()  # already closed by the backend; makes sure
+                self.model_stream.close()  # already ended by the backend; makes sure
             else:
                 self.cancel(Cause.CLIENT_GONE)  # the server closed the body: the client is gone
-            self._drain()
             self._log_end()
 
-    def _relay_events(self) -> Iterator[bytes]:
+    def _open(self) -> Iterator[bytes]:
+        """Send the request in a helper, with heartbeats until the model answers; True once it has."""
+        failure: list[BaseException] = []
+
+        def open_model() -> None:
+            self._opener = current_greenlet()
+            try:
+                self.model_stream.open()
+            except BaseException as exc:  # handed over; GreenletExit is cancel() interrupting
+                failure.append(exc)
+            finally:
+                self._opener = None
+                self._opened.set()
+
+        threading.Thread(target=open_model, name=f"open-{self.stream_id}", daemon=True).start()
         deadline = self.stats.started + self._limits.max_stream_s
-        while True:
+        while not self._opened.wait(min(self._limits.heartbeat_s, deadline - time.monotonic())):
             if self._cancel_cause is not None:
-                if self._cancel_cause != Cause.CLIENT_GONE:
-                    yield from self._write(self._done(FinishReason.CANCELLED))
-                return
-            wait = min(self._limits.heartbeat_s, deadline - time.monotonic())
-            if wait <= 0:
+                break
+            if time.monotonic() >= deadline:
+                yield from self._write(self._too_long())
+                return False
+            yield from self._write(KEEP_ALIVE)
+        if self._cancel_cause is not None:
+            yield from self._write_cancelled()
+            return False
+        if failure:
+            yield from self._write(self._failed(failure[0]))
+            return False
+        return True
+
+    def _relay_events(self) -> Iterator[bytes]:
+        heartbeat_s = self._limits.heartbeat_s
+        deadline = self.stats.started + self._limits.max_stream_s
+        read = self.model_stream.read
+        next_beat = time.monotonic() + heartbeat_s
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
                 yield from self._write(self._too_long())
                 return
+            if now >= next_beat:
+                yield from self._write(KEEP_ALIVE)
+                next_beat = now + heartbeat_s
             try:
-                item = self._events.get(timeout=wait)
-            except queue.Empty:
-                if time.monotonic() < deadline:
-                    yield from self._write(KEEP_ALIVE)
+                events = read(max(min(next_beat, deadline) - now, MIN_WAIT_S))
+            except Exception as exc:
+                if self._cancel_cause is None:
+                    yield from self._write(self._failed(exc))
+                    return
+                events = []
+            if self._cancel_cause is not None:
+                yield from self._write_cancelled()
+                return
+            if not events:
                 continue
             out: list[bytes] = []
-            finished = self._encode(item, out)
-            while not finished:
-                try:
-                    item = self._events.get_nowait()
-                except queue.Empty:
-                    break
-                finished = self._encode(item, out)
-            if out:
-                # Inlined _write: this is the per-token path.
-                self._writing_since = time.monotonic()
-                yield b"".join(out)
-                self._writing_since = None
+            finished = False
+            for event in events:
+                finished = self._encode(event, out)
+            # Inlined _write: this is the per-token path.
+            self._writing_since = time.monotonic()
+            yield b"".join(out)
+            self._writing_since = None
             if finished:
                 return
+            next_beat = time.monotonic() + heartbeat_s
 
     def _write(self, chunk: bytes) -> Iterator[bytes]:
         # The server writes a yielded chunk before it asks for the next, so the time spent
@@ -180,14 +214,25 @@ class Relay:
         yield chunk
         self._writing_since = None
 
+    def _write_cancelled(self) -> Iterator[bytes]:
+        if self._cancel_cause != Cause.CLIENT_GONE:
+            yield from self._write(self._done(FinishReason.CANCELLED))
+
+    def _failed(self, exc: BaseException) -> bytes:
+        if not isinstance(exc, UpstreamError):
+            log.error("model stream %s failed", self.stream_id, exc_info=exc)
+            exc = UpstreamError(UpstreamCode.INTERNAL, "Something went wrong in chatapp while streaming.")
+        error = self._frame(EventName.ERROR, {"code": exc.code, "message": exc.message})
+        return error + self._done(FinishReason.ERROR)
+
     def _too_long(self) -> bytes:
         self.cancel(Cause.MAX_DURATION)
         message = f"The answer took longer than chatapp's limit of {self._limits.max_stream_s:g} s."
         error = self._frame(EventName.ERROR, {"code": UpstreamCode.TIMEOUT, "message": message})
         return error + self._done(FinishReason.ERROR)
 
-    def _encode(self, item: object, out: list[bytes]) -> bool:
-        """Append the frames for one queued item; True when it ends the stream."""
+    def _encode(self, item: BackendEvent, out: list[bytes]) -> bool:
+        """Append the frames for one event; True when it ends the stream."""
         if type(item) is TextDelta:
             if self.stats.first_token_at is None:
                 self.stats.first_token_at = time.monotonic()
@@ -209,14 +254,6 @@ class Relay:
         elif type(item) is Finish:
             out.append(self._done(item.reason))
             return True
-        elif type(item) is UpstreamError:
-            out.append(self._frame(EventName.ERROR, {"code": item.code, "message": item.message}))
-            out.append(self._done(FinishReason.ERROR))
-            return True
-        elif item is _END:
-            # The model stream ended without a Finish: it was closed (cancelled).
-            out.append(self._done(FinishReason.CANCELLED))
-            return True
         return False
 
     def _done(self, reason: str) -> bytes:
@@ -228,36 +265,6 @@ class Relay:
         self._seq += 1
         return sse.json_event_frame(event, payload, f"{self.stream_id}:{self._seq}")
 
-    # -- the model side ----------------------------------------------------------------
-
-    def _produce(self) -> None:
-        self._producer = current_greenlet()
-        put = self._events.put
-        try:
-            event: BackendEvent
-            for event in self.model_stream:
-                if self._cancel_cause is not None:
-                    return
-                put(event)
-        except UpstreamError as exc:
-            if self._cancel_cause is None:
-                put(exc)
-        except Exception:
-            if self._cancel_cause is None:
-                log.exception("model stream %s failed", self.stream_id)
-                put(UpstreamError(UpstreamCode.INTERNAL, "Something went wrong in chatapp while streaming."))
-        except BaseException:
-            # cancel() interrupts a producer blocked before the upstream answered (GreenletExit):
-            # the expected way for it to end, not an error to report.
-            if self._cancel_cause is None:
-                raise
-        finally:
-            self._producer = None
-            if self._cancel_cause is None:
-                put(_END)  # the consumer is there to take it
-            else:
-                _put_nowait(self._events, _END)
-
     # -- ending it ---------------------------------------------------------------------
 
     def cancel(self, cause: str) -> None:
@@ -267,11 +274,11 @@ class Relay:
             return
         self._cancel_cause = cause
         self.model_stream.close()
-        if self._producer is not None:
-            # Closing the response ends a blocked read, but before the upstream has sent
-            # its headers there is no response to close: interrupt the greenlet itself.
-            interrupt(self._producer)
-        _put_nowait(self._events, _WAKE)
+        if self._opener is not None:
+            # Closing the stream ends a blocked read, but before the upstream has sent its
+            # headers there is nothing to close yet: interrupt the helper that waits for them.
+            interrupt(self._opener)
+        self._opened.set()  # wakes a relay waiting for the helper
 
     def write_stalled_s(self, now: float) -> float:
         since = self._writing_since
@@ -283,14 +290,6 @@ class Relay:
         if self._socket is not None:
             with contextlib.suppress(OSError):
                 self._socket.shutdown(socket.SHUT_RDWR)
-
-    def _drain(self) -> None:
-        """Empty the queue, so that a producer blocked on a full queue can finish."""
-        while True:
-            try:
-                self._events.get_nowait()
-            except queue.Empty:
-                return
 
     def _log_end(self) -> None:
         s = self.stats
@@ -307,8 +306,3 @@ class Relay:
             (time.monotonic() - s.started) * 1000,
             self._client or "-",
         )
-
-
-def _put_nowait(events: queue.Queue[object], item: object) -> None:
-    with contextlib.suppress(queue.Full):
-        events.put_nowait(item)

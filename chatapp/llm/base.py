@@ -1,14 +1,21 @@
 """What every model backend speaks: the events it yields and the errors it raises.
 
-A backend turns a `ChatRequest` into a `ModelStream`: an iterator of small
-frozen events that knows nothing of HTTP or SSE. Creating the stream does no
-I/O; iterating it talks to the model; `close()` may be called from another
-greenlet at any moment and must end the upstream request at once.
+A backend turns a `ChatRequest` into a `ModelStream` of small frozen events
+that knows nothing of HTTP or SSE. Creating the stream does no I/O; `open()`
+sends the request and returns once the model has answered; `read(timeout)`
+returns the events that arrived within `timeout` seconds (all of them at once,
+so the relay writes them in one go), `[]` when none did; `Finish` is always
+the last event of an answer. `close()` may be called from another greenlet (or
+thread) at any moment and must end the upstream request at once; a `read` it
+interrupts returns `[]`.
+
+Reading with a timeout, instead of iterating, is what lets the response's own
+greenlet read the model and still send heartbeats while the model is silent:
+no second greenlet and no queue between them on the per-token path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -80,7 +87,9 @@ class UpstreamError(Exception):
 class ModelStream(Protocol):
     model: str
 
-    def __iter__(self) -> Iterator[BackendEvent]: ...
+    def open(self) -> None: ...
+
+    def read(self, timeout: float) -> list[BackendEvent]: ...
 
     def close(self) -> None: ...
 

@@ -13,7 +13,6 @@ in place of a chunk. A stream that stops without a `finish_reason` or
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -39,9 +38,13 @@ class ChunkDecoder:
         self._finish: str | None = None
         self._usage: Usage | None = None
         self._done = False
+        self._failure: UpstreamError | None = None
 
-    def feed(self, data: bytes) -> Iterator[BackendEvent]:
-        """Decode the next bytes of the body, however they were split."""
+    def feed(self, data: bytes, *, last: bool = False) -> list[BackendEvent]:
+        """Decode the next bytes of the body, however they were split; `last` when the body ends
+        with them. When an error follows good events, the good ones are returned and the error
+        is raised by the next call (or `check`)."""
+        self.check()
         if b"\r" in data or self._pending.endswith(b"\r"):
             data = self._pending + data
             # A CR at the very end may be the first half of a CRLF: keep it for the next read.
@@ -54,31 +57,45 @@ class ChunkDecoder:
         else:
             lines = (self._pending + data).split(b"\n")
             self._pending = lines.pop()
-        for line in lines:
-            yield from self._line(line)
+        # Lists, not generators, on this per-token path: a generator frame per line costs more
+        # than the line's work.
+        events: list[BackendEvent] = []
+        try:
+            for line in lines:
+                if line.startswith(b"data:"):
+                    value = line[5:]
+                    self._data.append(value[1:] if value.startswith(b" ") else value)
+                elif not line and self._data:
+                    data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+                    self._data.clear()
+                    self._event(data, events)
+                # Comments (":"), `event:`/`id:`/`retry:` lines and unknown fields carry nothing we use.
+            if last:
+                events += self.end()
+        except UpstreamError as exc:
+            if not events:
+                raise
+            self._failure = exc
+        return events
 
-    def _line(self, line: bytes) -> Iterator[BackendEvent]:
-        if line.startswith(b"data:"):
-            value = line[5:]
-            self._data.append(value[1:] if value.startswith(b" ") else value)
-        elif not line and self._data:
-            data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
-            self._data.clear()
-            yield from self._event(data)
-        # Comments (":"), `event:`/`id:`/`retry:` lines and unknown fields carry nothing we use.
+    def check(self) -> None:
+        """Raise the error that followed the events the last `feed` returned, if there was one."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
-    def end(self) -> Iterator[BackendEvent]:
+    def end(self) -> list[BackendEvent]:
         """Called when the body ends: the final usage and finish, or the reason there are none."""
+        self.check()
         if self._finish is None and not self._done:
             raise UpstreamError(
                 UpstreamCode.INCOMPLETE,
                 "The model server ended the answer early, without saying it was finished. Try again.",
             )
-        if self._usage is not None:
-            yield self._usage
-        yield Finish(self._finish or FinishReason.STOP)
+        finish = Finish(self._finish or FinishReason.STOP)
+        return [finish] if self._usage is None else [self._usage, finish]
 
-    def _event(self, data: bytes) -> Iterator[BackendEvent]:
+    def _event(self, data: bytes, events: list[BackendEvent]) -> None:
         if self._done:
             return
         if data == DONE:
@@ -106,10 +123,10 @@ class ChunkDecoder:
         if isinstance(delta, dict):
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and isinstance(reasoning, str):
-                yield ReasoningDelta(reasoning)
+                events.append(ReasoningDelta(reasoning))
             content = delta.get("content")
             if content and isinstance(content, str):
-                yield TextDelta(content)
+                events.append(TextDelta(content))
         finish = choice.get("finish_reason")
         if finish:
             self._finish = FinishReason.LENGTH if finish == "length" else FinishReason.STOP

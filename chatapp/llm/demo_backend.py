@@ -15,7 +15,6 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
 
 from ..config import DEMO_MODEL, Settings
 from ..validation import ChatRequest
@@ -78,25 +77,40 @@ class DemoStream:
         self._interval = 1.0 / tokens_per_s
         self._first_token_s = first_token_s
         self._closed = threading.Event()
+        self._tokens: list[str] = []
+        self._finish = FinishReason.STOP
+        self._next = 0  # index of the next token to send
+        self._start = 0.0
+        self._ended = False
 
-    def __iter__(self) -> Iterator[BackendEvent]:
+    def open(self) -> None:
         tokens = tokenize(compose_answer(self._request))
         limit = self._request.max_tokens
-        finish = FinishReason.STOP
         if limit is not None and limit < len(tokens):
-            tokens, finish = tokens[:limit], FinishReason.LENGTH
+            tokens, self._finish = tokens[:limit], FinishReason.LENGTH
+        self._tokens = tokens
         # An absolute schedule, so pacing does not drift with the consumer's speed.
-        start = time.monotonic() + self._first_token_s
-        for i, token in enumerate(tokens):
-            delay = start + i * self._interval - time.monotonic()
-            # Event.wait instead of sleep: close() wakes it at once.
-            if self._closed.wait(max(delay, 0.0)):
-                return
-            yield TextDelta(token)
-        prompt_chars = sum(len(m.content) for m in self._request.messages)
-        prompt_tokens = math.ceil(prompt_chars / 4)
-        yield Usage(prompt_tokens, len(tokens), prompt_tokens + len(tokens))
-        yield Finish(finish)
+        self._start = time.monotonic() + self._first_token_s
+
+    def read(self, timeout: float) -> list[BackendEvent]:
+        if self._ended:
+            return []
+        due_at = self._start + self._next * self._interval
+        # Event.wait instead of sleep: close() wakes it at once.
+        if self._closed.wait(max(min(due_at - time.monotonic(), timeout), 0.0)):
+            return []
+        now = time.monotonic()
+        events: list[BackendEvent] = []
+        while self._next < len(self._tokens) and self._start + self._next * self._interval <= now:
+            events.append(TextDelta(self._tokens[self._next]))
+            self._next += 1
+        if self._next == len(self._tokens):
+            self._ended = True
+            prompt_chars = sum(len(m.content) for m in self._request.messages)
+            prompt_tokens = math.ceil(prompt_chars / 4)
+            sent = len(self._tokens)
+            events += [Usage(prompt_tokens, sent, prompt_tokens + sent), Finish(self._finish)]
+        return events
 
     def close(self) -> None:
         self._closed.set()

@@ -1,14 +1,15 @@
 """OpenAI, or any OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio), via the official SDK.
 
-The SDK does what it is good at: auth, base URL, headers, retries before the
-stream starts, and turning HTTP statuses into typed exceptions. The body of
-the stream is read as raw bytes and decoded with orjson (`chunks.py`), instead
-of building a pydantic object per token, which costs an order of magnitude
-more CPU (and instead of httpx's text and line decoders, which cost more than
-the decoding itself).
+The SDK does what it is good at: auth, base URL, headers, retries before
+the stream starts, and turning HTTP statuses into typed exceptions. The body of
+the stream is read straight from the connection's socket (`http_body.py`) and
+decoded with orjson (`chunks.py`), instead of building a pydantic object per
+token, which costs an order of magnitude more CPU, and instead of httpx's
+iterators, which cost several times the decoding itself.
 
-Closing a stream closes the upstream HTTP response, which ends a read that is
+Closing a stream shuts the upstream connection, which ends a read that is
 blocked in another greenlet at once; the upstream sees its connection close.
+An answer read to its end leaves the connection in the SDK's pool for reuse.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+import time
 from typing import Any
 
 import httpx2
@@ -27,6 +28,7 @@ from ..config import Settings
 from ..validation import ChatRequest
 from .base import BackendEvent, UpstreamCode, UpstreamError
 from .chunks import ChunkDecoder
+from .http_body import SocketBody, ThreadedBody
 
 log = logging.getLogger(__name__)
 
@@ -74,41 +76,62 @@ class OpenAIStream:
         self.model = request.model
         self._backend = backend
         self._request = request
-        self._response: httpx2.Response | None = None
+        self._body: SocketBody | ThreadedBody | None = None
+        self._decoder = ChunkDecoder()
+        self._idle_until = 0.0
         self._closed = False
 
-    def __iter__(self) -> Iterator[BackendEvent]:
+    def open(self) -> None:
         response = self._open()
-        self._response = response
+        body = SocketBody.take(response) or ThreadedBody(response)
+        self._body = body
+        if self._closed:  # closed while the request was being made
+            body.abort()
+        self._idle_until = time.monotonic() + self._backend.idle_s
+
+    def read(self, timeout: float) -> list[BackendEvent]:
+        body = self._body
+        if body is None or self._closed:
+            return []
+        self._decoder.check()  # an error that came after the events the last read returned
+        if body.finished:
+            return []
+        wait = min(timeout, self._idle_until - time.monotonic())
         try:
-            if self._closed:  # closed while the request was being made
-                return
-            decoder = ChunkDecoder()
-            for data in response.iter_bytes():
-                yield from decoder.feed(data)
-            yield from decoder.end()
-        except httpx2.TimeoutException:
-            if not self._closed:
-                raise UpstreamError(
-                    UpstreamCode.TIMEOUT,
-                    f"The model stopped sending for {self._backend.idle_s:g} s, "
-                    "so chatapp gave up on it. Try again.",
-                ) from None
-        except (httpx2.HTTPError, OSError) as exc:
-            # A read fails on purpose when close() shuts the response from another greenlet.
-            if not self._closed:
-                log.warning("upstream stream broke: %s", type(exc).__name__)
-                raise UpstreamError(
-                    UpstreamCode.DISCONNECTED,
-                    "The connection to the model server was lost in the middle of the answer. Try again.",
-                ) from None
-        finally:
-            response.close()
+            if wait <= 0:
+                raise httpx2.ReadTimeout("idle")
+            data = body.read(wait)
+        except TimeoutError:
+            return []  # silence shorter than the idle limit: the relay decides what it means
+        except (OSError, httpx2.HTTPError) as exc:
+            # A read fails on purpose when close() shuts the connection from another greenlet.
+            if self._closed:
+                return []
+            body.abort()
+            raise self._broken(exc) from None
+        self._idle_until = time.monotonic() + self._backend.idle_s
+        if body.finished:
+            body.release()
+            return self._decoder.feed(data, last=True)
+        return self._decoder.feed(data) if data else []
 
     def close(self) -> None:
         self._closed = True
-        if self._response is not None:
-            self._response.close()
+        if self._body is not None:
+            self._body.abort()
+
+    def _broken(self, exc: Exception) -> UpstreamError:
+        if isinstance(exc, httpx2.TimeoutException):
+            return UpstreamError(
+                UpstreamCode.TIMEOUT,
+                f"The model stopped sending for {self._backend.idle_s:g} s, "
+                "so chatapp gave up on it. Try again.",
+            )
+        log.warning("upstream stream broke: %s", type(exc).__name__)
+        return UpstreamError(
+            UpstreamCode.DISCONNECTED,
+            "The connection to the model server was lost in the middle of the answer. Try again.",
+        )
 
     def _open(self) -> httpx2.Response:
         backend = self._backend

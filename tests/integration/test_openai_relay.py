@@ -36,6 +36,43 @@ def test_relayed_text_equals_the_upstream_text_exactly(gunicorn_app, upstream):
     assert [e.json()["text"] for e in result.named("token")] == list(behaviour.tokens)
 
 
+@pytest.mark.parametrize(
+    "behaviour",
+    [Behaviour(framing="close"), Behaviour(gzip=True), Behaviour(gzip=True, split_utf8=True)],
+    ids=["ended by close", "gzip", "gzip, split characters"],
+)
+def test_bodies_chatapp_cannot_read_from_the_socket_are_relayed_through_httpx(
+    gunicorn_app, upstream, behaviour
+):
+    """Not chunked, or compressed: the relay falls back to httpx's own decoding, with the same result."""
+    result = post_chat(gunicorn_app.url, ask(upstream.model(behaviour)))
+    assert_contract_order(result.names)
+    assert result.text == behaviour.text
+    assert result.done == {"finish_reason": "stop"}
+
+
+def test_a_finished_answer_leaves_its_upstream_connection_for_the_next(gunicorn_app, upstream):
+    model = upstream.model()
+    for _ in range(3):
+        assert post_chat(gunicorn_app.url, ask(model)).done == {"finish_reason": "stop"}
+    peers = {r.peer for r in upstream.requests_for(model)}
+    assert len(peers) == 1, "each answer opened a new connection to the model server"
+
+
+def test_an_abandoned_answer_closes_its_upstream_connection_and_the_next_one_is_clean(
+    gunicorn_app, upstream
+):
+    slow = upstream.model(Behaviour(token_interval_s=0.2))
+    post_chat(gunicorn_app.url, ask(slow), stop_when=lambda r: len(r.named("token")) >= 2)
+    record = upstream.requests_for(slow)[0]
+    assert record.ended.wait(5)
+    assert record.outcome == "client_closed"
+    model = upstream.model()
+    result = post_chat(gunicorn_app.url, ask(model))
+    assert result.text == Behaviour().text
+    assert upstream.requests_for(model)[0].peer != upstream.requests_for(slow)[0].peer
+
+
 def test_events_come_in_contract_order_with_ids(gunicorn_app, upstream):
     result = post_chat(gunicorn_app.url, ask(upstream.model(Behaviour(reasoning=("let me", " think")))))
     assert_contract_order(result.names)

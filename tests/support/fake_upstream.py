@@ -23,6 +23,7 @@ import socket
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -77,6 +78,10 @@ class Behaviour:
     # Send headers, then nothing at all until the client goes away; or not even headers.
     silent: bool = False
     silent_before_headers: bool = False
+    # How the body is framed: "chunked" (as OpenAI, vLLM, Ollama do), or "close" (no length, the
+    # end of the body is the end of the connection); gzip compresses it, each event flushed.
+    framing: str = "chunked"
+    gzip: bool = False
 
     @property
     def text(self) -> str:
@@ -88,6 +93,7 @@ class RequestRecord:
     model: str
     body: dict
     headers: dict[str, str] = field(default_factory=dict)  # names in lower case
+    peer: tuple[str, int] | None = None  # the client's address: the same one means a reused connection
     opened_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
     outcome: str | None = None  # "completed", "client_closed", "dropped", "status"
@@ -160,8 +166,10 @@ class FakeUpstream:
         with self._lock:
             return self._behaviours.get(model) or Behaviour()
 
-    def record(self, model: str, body: dict, headers: dict[str, str]) -> RequestRecord:
-        record = RequestRecord(model=model, body=body, headers=headers)
+    def record(
+        self, model: str, body: dict, headers: dict[str, str], peer: tuple[str, int] | None = None
+    ) -> RequestRecord:
+        record = RequestRecord(model=model, body=body, headers=headers, peer=peer)
         with self._lock:
             self.requests.append(record)
         return record
@@ -191,6 +199,8 @@ def _make_handler(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
 class _Handler(BaseHTTPRequestHandler):
     upstream: FakeUpstream
     protocol_version = "HTTP/1.1"
+    _chunked = True
+    _gzip: zlib._Compress | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -214,7 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         model = str(body.get("model", ""))
         behaviour = self.upstream.behaviour(model)
-        record = self.upstream.record(model, body, {k.lower(): v for k, v in self.headers.items()})
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        record = self.upstream.record(model, body, headers, peer=self.client_address)
         try:
             self._answer(behaviour, body, record)
         except ClientGone:
@@ -238,9 +249,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._wait(SILENCE_CAP_S)
             self._drop(record)
             return
+        self._chunked = b.framing == "chunked"
+        self._gzip = zlib.compressobj(wbits=31) if b.gzip else None
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Transfer-Encoding", "chunked")
+        if self._chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        if self._gzip:
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
         self.wfile.flush()
@@ -300,17 +319,21 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(0.002)
                 start = cut
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, *, last: bool = False) -> None:
+        if self._gzip:
+            data = self._gzip.compress(data) + self._gzip.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
         try:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            if not self._chunked:
+                self.wfile.write(data)
+            elif data:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            if last and self._chunked:
+                self.wfile.write(b"0\r\n\r\n")
         except OSError:
             raise ClientGone from None
 
     def _end_body(self, record: RequestRecord) -> None:
-        try:
-            self.wfile.write(b"0\r\n\r\n")
-        except OSError:
-            raise ClientGone from None
+        self._write(b"", last=True)
         record.end("completed")
 
     def _drop(self, record: RequestRecord) -> None:

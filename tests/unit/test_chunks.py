@@ -135,3 +135,12 @@ def test_an_error_object_in_the_stream_is_reported():
         decode('data: {"error": {"message": "model overloaded"}}', "")
     assert caught.value.code == "upstream_server_error"
     assert "model overloaded" in caught.value.message
+
+
+def test_events_before_a_malformed_one_in_the_same_read_are_kept():
+    decoder = ChunkDecoder()
+    body = f"{chunk({'content': 'kept'})}\n\ndata: {{not json\n\n".encode()
+    assert decoder.feed(body) == [TextDelta("kept")]
+    with pytest.raises(UpstreamError) as caught:
+        decoder.feed(b"")
+    assert caught.value.code == "upstream_malformed"

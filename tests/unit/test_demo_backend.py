@@ -1,6 +1,7 @@
 """The offline demo model: deterministic, prompt-dependent, paced, and honest about max_tokens."""
 
 import re
+import threading
 import time
 
 from chatapp.config import DEMO_MODEL, Settings
@@ -15,7 +16,17 @@ def ask(text, *, max_tokens=None, history=()):
 
 def run(request, tokens_per_s=10_000.0, first_token_s=0.0):
     backend = DemoBackend(Settings(demo_tokens_per_s=tokens_per_s, demo_first_token_s=first_token_s))
-    return list(backend.stream(request))
+    return read_all(backend.stream(request))
+
+
+def read_all(stream, timeout=1.0):
+    """Every event until Finish, as the relay reads them; [] reads past the deadline end it."""
+    stream.open()
+    events = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (events and isinstance(events[-1], Finish)):
+        events += stream.read(timeout)
+    return events
 
 
 def text_of(events):
@@ -66,9 +77,24 @@ def test_paced_like_a_model():
 
 def test_close_ends_the_stream_at_once():
     stream = DemoBackend(Settings(demo_tokens_per_s=1, demo_first_token_s=0)).stream(ask("hi"))
-    events = iter(stream)
-    next(events)
-    stream.close()
+    stream.open()
+    assert stream.read(5.0)  # the first token is due at once
+    threading.Timer(0.1, stream.close).start()
     start = time.monotonic()
-    assert list(events) == []
+    assert stream.read(5.0) == []  # the next is a second away: close() ends the wait
     assert time.monotonic() - start < 0.5
+
+
+def test_tokens_that_are_due_arrive_in_one_read():
+    stream = DemoBackend(Settings(demo_tokens_per_s=100, demo_first_token_s=0)).stream(ask("hi"))
+    stream.open()
+    time.sleep(0.2)
+    assert len(stream.read(1.0)) >= 15
+
+
+def test_a_read_returns_nothing_when_no_token_is_due_within_its_timeout():
+    stream = DemoBackend(Settings(demo_tokens_per_s=30, demo_first_token_s=1.0)).stream(ask("hi"))
+    stream.open()
+    start = time.monotonic()
+    assert stream.read(0.1) == []
+    assert 0.09 <= time.monotonic() - start < 0.5

@@ -6,29 +6,46 @@ import time
 import pytest
 
 from chatapp.llm.base import Finish, ReasoningDelta, TextDelta, UpstreamError, Usage
-from chatapp.relay import MAX_BUFFERED_EVENTS, Relay, RelayLimits
+from chatapp.relay import Relay, RelayLimits
 from chatapp.streams import StreamRegistry
 from tests.support.sse_client import SseDecoder
 
 
 class ScriptedStream:
-    """A model stream that plays a script: events, pauses (numbers), or an exception to raise."""
+    """A model stream that plays a script: events (those in a row arrive as one read), pauses
+    (numbers, in seconds), or an exception to raise. Past its end it is silent."""
 
     model = "scripted"
 
     def __init__(self, *script):
-        self.script = script
+        self.script = list(script)
         self.closed = threading.Event()
+        self.reads = 0
+        self._pause_until = None
 
-    def __iter__(self):
-        for step in self.script:
-            if isinstance(step, float):
-                if self.closed.wait(step):
-                    return
-            elif isinstance(step, BaseException):
+    def open(self):
+        pass
+
+    def read(self, timeout):
+        self.reads += 1
+        if not self.script or isinstance(self.script[0], float):
+            if self.script and self._pause_until is None:
+                self._pause_until = time.monotonic() + self.script[0]
+            left = self._pause_until - time.monotonic() if self.script else timeout
+            if self.closed.wait(min(left, timeout)) or not self.script or time.monotonic() < self._pause_until:
+                return []
+            self.script.pop(0)
+            self._pause_until = None
+        events = []
+        while self.script and not isinstance(self.script[0], float):
+            step = self.script.pop(0)
+            if isinstance(step, BaseException):
+                if events:
+                    self.script.insert(0, step)
+                    break
                 raise step
-            else:
-                yield step
+            events.append(step)
+        return events
 
     def close(self):
         self.closed.set()
@@ -115,14 +132,6 @@ def test_finish_reason_is_passed_on(reason):
     assert events[-1].json() == {"finish_reason": reason}
 
 
-def test_model_stream_that_stops_without_finish_is_cancelled():
-    stream = ScriptedStream(TextDelta("a"))
-    start = time.monotonic()
-    _, _, events, _ = relay_all(stream)
-    assert events[-1].json() == {"finish_reason": "cancelled"}
-    assert time.monotonic() - start < 1
-
-
 def test_cancel_ends_a_connected_stream_with_done_cancelled():
     stream = ScriptedStream(TextDelta("a"), 30.0, Finish("stop"))
     relay = Relay(stream, RelayLimits())
@@ -159,22 +168,49 @@ def test_the_registry_cancels_by_id_and_forgets_finished_streams():
     assert len(registry) == 0
 
 
-def test_a_model_faster_than_the_client_is_held_to_a_bounded_buffer():
-    """Regression: an unbounded queue let a client that stopped reading grow the worker's memory."""
-    produced = []
-
-    class Flood(ScriptedStream):
-        def __iter__(self):
-            for i in range(100_000):
-                if self.closed.is_set():
-                    return
-                produced.append(i)
-                yield TextDelta("x")
-
-    stream = Flood()
+def test_a_model_faster_than_the_client_is_read_only_as_the_client_reads():
+    """Regression: a model read ahead of a client that stopped reading grew the worker's memory."""
+    stream = ScriptedStream(*[x for i in range(1000) for x in (TextDelta(str(i)), 0.0)])
     frames = Relay(stream, RelayLimits()).frames()
-    next(frames)  # the client reads the start, then stops reading
+    next(frames)  # the client reads the start and one batch of tokens, then stops reading
+    next(frames)
     time.sleep(0.3)
-    assert len(produced) <= MAX_BUFFERED_EVENTS + 2
+    assert stream.reads <= 3
     frames.close()
     assert stream.closed.is_set()
+
+
+def test_an_error_when_opening_becomes_error_then_done():
+    class Unreachable(ScriptedStream):
+        def open(self):
+            raise UpstreamError("upstream_unreachable", "no route")
+
+    _, _, events, _ = relay_all(Unreachable())
+    assert [e.event for e in events] == ["start", "error", "done"]
+    assert events[1].json() == {"code": "upstream_unreachable", "message": "no route"}
+
+
+def test_heartbeats_flow_while_the_model_has_not_answered():
+    class SlowToAnswer(ScriptedStream):
+        def open(self):
+            time.sleep(0.3)
+
+    _, _, events, comments = relay_all(SlowToAnswer(TextDelta("hi"), Finish("stop")), heartbeat_s=0.05)
+    assert comments.count("keep-alive") >= 4
+    assert [e.event for e in events] == ["start", "token", "done"]
+
+
+def test_cancel_while_the_model_has_not_answered_ends_at_once():
+    class NeverAnswers(ScriptedStream):
+        def open(self):
+            self.closed.wait(30)
+
+    relay = Relay(NeverAnswers(), RelayLimits())
+    frames = relay.frames()
+    next(frames)
+    threading.Timer(0.1, relay.cancel, args=("stopped",)).start()
+    start = time.monotonic()
+    rest = [e for chunk in frames for e in SseDecoder().feed(chunk)]
+    assert time.monotonic() - start < 2
+    assert [e.event for e in rest] == ["done"]
+    assert rest[0].json() == {"finish_reason": "cancelled"}
