@@ -183,10 +183,7 @@ class SocketBody:
         """Give the connection back: to the pool when the body was read to its end, else closed."""
         self._released = True
         if self._decoder.finished:
-            with contextlib.suppress(h11.ProtocolError):
-                self._h11.receive_data(self._decoder.h11_completion())
-                while type(self._h11.next_event()) is h11.Data:
-                    pass
+            finish_h11(self._h11, self._decoder.h11_completion())
         # httpcore keeps the connection when h11 reached the end of both messages, else closes it.
         self._response.close()
 
@@ -198,6 +195,18 @@ class SocketBody:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._response.close()
+
+
+def finish_h11(h11_state: h11.Connection, completion: bytes) -> bool:
+    """Take h11 to the end of the response it holds the start of; True when it got there."""
+    try:
+        if completion:  # (receive_data(b"") would tell h11 that the connection closed)
+            h11_state.receive_data(completion)
+        while type(event := h11_state.next_event()) is h11.Data:
+            pass
+    except h11.ProtocolError:
+        return False
+    return type(event) is h11.EndOfMessage
 
 
 _END = object()

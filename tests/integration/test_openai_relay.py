@@ -59,9 +59,7 @@ def test_a_finished_answer_leaves_its_upstream_connection_for_the_next(gunicorn_
     assert len(peers) == 1, "each answer opened a new connection to the model server"
 
 
-def test_an_abandoned_answer_closes_its_upstream_connection_and_the_next_one_is_clean(
-    gunicorn_app, upstream
-):
+def test_an_abandoned_answer_closes_its_upstream_connection_and_the_next_one_is_clean(gunicorn_app, upstream):
     slow = upstream.model(Behaviour(token_interval_s=0.2))
     post_chat(gunicorn_app.url, ask(slow), stop_when=lambda r: len(r.named("token")) >= 2)
     record = upstream.requests_for(slow)[0]

@@ -1,12 +1,14 @@
 """Reading a chunked body straight from the socket: decoding in any split, and leaving h11 (and so
 the pooled connection) exactly where reading the whole body through h11 would have."""
 
+import itertools
+
 import h11
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatapp.llm.http_body import LAST_CHUNK, ChunkedDecoder, ProtocolError
+from chatapp.llm.http_body import LAST_CHUNK, ChunkedDecoder, ProtocolError, finish_h11
 
 
 def chunked(*pieces: bytes, trailers: bytes = b"") -> bytes:
@@ -20,7 +22,7 @@ def decode_in(pieces: list[bytes], h11_has: int = 0) -> tuple[bytes, ChunkedDeco
 
 def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 EVENTS = [b'data: {"choices": [{"delta": {"content": "Caf\xc3\xa9"}}]}\n\n', b"data: [DONE]\n\n", b"x" * 300]
@@ -76,23 +78,31 @@ def h11_client_with(head_and_start: bytes) -> h11.Connection:
     return conn
 
 
+def assert_h11_finishes_cleanly(h11_has: int, cuts: list[int]) -> None:
+    body = chunked(*EVENTS)
+    conn = h11_client_with(body[:h11_has])
+    data, decoder = decode_in([body[:h11_has], *split_at(body[h11_has:], cuts)], h11_has=h11_has)
+    assert decoder.finished
+    assert data == b"".join(EVENTS)
+    assert finish_h11(conn, decoder.h11_completion())
+    assert conn.trailing_data == (b"", False)  # nothing left over, and not taken for closed
+    conn.start_next_cycle()  # raises unless both sides are done
+
+
 @given(st.integers(min_value=0), st.lists(st.integers(min_value=0), max_size=8))
 def test_h11_reaches_the_end_of_the_message_wherever_its_bytes_stopped(h11_has, cuts):
     """Wherever the bytes received with the headers end (inside a size line, a chunk, its CRLF,
     the last chunk), the completion takes h11 to the end of the message and no further: the
     connection is clean for the next request."""
-    body = chunked(*EVENTS)
-    h11_has %= len(body) + 1
-    conn = h11_client_with(body[:h11_has])
-    data, decoder = decode_in([body[:h11_has], *split_at(body[h11_has:], cuts)], h11_has=h11_has)
-    assert decoder.finished and data == b"".join(EVENTS)
+    assert_h11_finishes_cleanly(h11_has % (len(chunked(*EVENTS)) + 1), cuts)
 
-    conn.receive_data(decoder.h11_completion())
-    while type(event := conn.next_event()) is h11.Data:
-        pass
-    assert type(event) is h11.EndOfMessage
-    assert conn.trailing_data == (b"", False)
-    conn.start_next_cycle()  # raises unless both sides are done
+
+@pytest.mark.parametrize("from_end", [0, 1, 2, 5, 6])
+def test_h11_finishes_cleanly_when_it_holds_all_or_nearly_all_of_the_body(from_end):
+    """Regression: with the whole body received along with the headers, the completion is empty,
+    and handing h11 b"" told it the connection had closed, so the pooled connection failed the
+    next request."""
+    assert_h11_finishes_cleanly(len(chunked(*EVENTS)) - from_end, [])
 
 
 def test_the_completion_is_the_last_chunk_when_h11_holds_whole_chunks():

@@ -32,7 +32,9 @@ class ScriptedStream:
             if self.script and self._pause_until is None:
                 self._pause_until = time.monotonic() + self.script[0]
             left = self._pause_until - time.monotonic() if self.script else timeout
-            if self.closed.wait(min(left, timeout)) or not self.script or time.monotonic() < self._pause_until:
+            if self.closed.wait(min(left, timeout)) or not self.script:
+                return []
+            if time.monotonic() < self._pause_until:
                 return []
             self.script.pop(0)
             self._pause_until = None
