@@ -3,7 +3,9 @@
 For each N it opens N concurrent streams (20 tokens/s, 200 tokens each; starts
 spread over a ramp so that all N are open together for a while), first straight
 to the bench upstream (the direct path: the physical limit here), then through
-chatapp under `gunicorn -c gunicorn.conf.py wsgi:app`. It reports errors, time
+the bare reference relay (bench/bare_relay.py: the least a relay under
+gunicorn's gevent worker can do per token), then through chatapp under
+`gunicorn -c gunicorn.conf.py wsgi:app`. It reports errors, time
 to first token and inter-token gap (p50/p99, and what the relay adds), the
 server's CPU per relayed token and resident memory per open stream (from
 /proc), and the CPU of the upstream and of the load client, to show neither
@@ -33,7 +35,7 @@ from bench.client import (
     chat_request,
     open_stream,
 )
-from bench.processes import BenchUpstream, chatapp_server, cpu_seconds, resident_bytes
+from bench.processes import BenchUpstream, bare_relay_server, chatapp_server, cpu_seconds, resident_bytes
 from bench.stats import percentile
 
 
@@ -158,13 +160,15 @@ def run_all(loads: list[Load], fast: Load, workers: int | None) -> list[Result]:
     with BenchUpstream() as upstream:
         assert upstream.process is not None
         direct = Target("direct", upstream.port, "/v1/chat/completions", [])
-        with chatapp_server(upstream, workers=workers) as app:
+        with chatapp_server(upstream, workers=workers) as app, bare_relay_server(upstream, workers) as bare:
             assert app.process is not None
+            assert bare.process is not None
             relay = Target("chatapp", app.port, "/api/chat", [app.process.pid, *app.worker_pids()])
-            for target in (direct, relay):
+            reference = Target("bare", bare.port, "/", [bare.process.pid, *bare.worker_pids()])
+            for target in (direct, reference, relay):
                 asyncio.run(warm_up(target))
             for load in [*loads, fast]:
-                for target in (direct, relay):
+                for target in (direct, reference, relay):
                     result = asyncio.run(run_load(target, load, upstream.process.pid))
                     results.append(result)
                     print(_row(result), flush=True)
@@ -188,17 +192,28 @@ def _row(r: Result) -> str:
 
 
 def summary(results: list[Result]) -> list[str]:
-    """What the relay adds, per N: chatapp minus direct, measured side by side."""
-    lines = [f"{'N':>6}{'added ttft p50':>16}{'added ttft p99':>16}{'added gap p99':>15}{'errors':>8}"]
+    """What each relay adds, per N: relay minus direct, measured side by side; and chatapp's CPU
+    per token against the bare reference relay's."""
+    lines = [
+        f"{'relay':<8}{'N':>6}{'added ttft p50':>16}{'added ttft p99':>16}{'added gap p99':>15}"
+        f"{'errors':>8}{'cpu vs bare':>13}"
+    ]
     by_n: dict[int, dict[str, Result]] = {}
     for r in results:
         by_n.setdefault(r.streams, {})[r.target] = r
-    for n, pair in by_n.items():
-        d, c = pair["direct"], pair["chatapp"]
-        lines.append(
-            f"{n:>6}{c.ttft_p50_ms - d.ttft_p50_ms:>14.1f}ms{c.ttft_p99_ms - d.ttft_p99_ms:>14.1f}ms"
-            f"{c.gap_p99_ms - d.gap_p99_ms:>13.1f}ms{c.errors:>8}"
-        )
+    for n, group in by_n.items():
+        d, b = group["direct"], group["bare"]
+        for c in (group["bare"], group["chatapp"]):
+            ratio = (
+                f"{c.server_cpu_us_per_token / b.server_cpu_us_per_token:.2f}x"
+                if c.server_cpu_us_per_token and b.server_cpu_us_per_token
+                else "-"
+            )
+            lines.append(
+                f"{c.target:<8}{n:>6}{c.ttft_p50_ms - d.ttft_p50_ms:>14.1f}ms"
+                f"{c.ttft_p99_ms - d.ttft_p99_ms:>14.1f}ms{c.gap_p99_ms - d.gap_p99_ms:>13.1f}ms"
+                f"{c.errors:>8}{ratio:>13}"
+            )
     clean = [r.streams for r in results if r.target == "chatapp" and r.errors == 0]
     lines.append(f"largest N with no errors (chatapp): {max(clean) if clean else 'none'}")
     return lines

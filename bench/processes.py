@@ -72,6 +72,21 @@ def chatapp_server(upstream: BenchUpstream, workers: int | None = 1, **env: str)
         server.stop()
 
 
+@contextlib.contextmanager
+def bare_relay_server(upstream: BenchUpstream, workers: int | None = 1) -> Iterator[GunicornServer]:
+    """The reference relay (bench/bare_relay.py) under gunicorn's gevent worker, with the
+    settings of gunicorn.conf.py that matter here (workers, worker_connections)."""
+    count = workers or os.cpu_count() or 1
+    args = ["-c", "python:bench.bare_relay", "-w", str(count), "bench.bare_relay:app"]
+    server = GunicornServer({"BARE_RELAY_UPSTREAM": f"127.0.0.1:{upstream.port}"}, workers=None, args=args)
+    server.args[:0] = ["-b", f"127.0.0.1:{server.port}"]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User plus system CPU time of the given processes, from /proc."""
     total = 0

@@ -31,8 +31,12 @@ def free_port() -> int:
 
 
 class GunicornServer:
-    def __init__(self, env: dict[str, str] | None = None, workers: int | None = 1) -> None:
-        """`workers=None` keeps gunicorn.conf.py's default (one per core)."""
+    def __init__(
+        self, env: dict[str, str] | None = None, workers: int | None = 1, args: list[str] | None = None
+    ) -> None:
+        """`workers=None` keeps gunicorn.conf.py's default (one per core); `args` replace
+        `-c gunicorn.conf.py wsgi:app` (the benchmark runs its reference app so)."""
+        self.args = args or ["-c", "gunicorn.conf.py", "wsgi:app"]
         self.port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
         self.env["CHATAPP_BIND"] = f"127.0.0.1:{self.port}"
@@ -48,7 +52,7 @@ class GunicornServer:
 
     def start(self, timeout: float = 30.0) -> GunicornServer:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            [sys.executable, "-m", "gunicorn", *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
