@@ -49,6 +49,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
             write_timeout_s=settings.write_timeout_s,
             max_streams=settings.max_streams_per_worker,
             max_per_client=settings.max_streams_per_client,
+            tick_s=min(1.0, settings.heartbeat_s / 4),
         ),
     )
 

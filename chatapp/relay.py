@@ -47,7 +47,15 @@ from .llm.base import (
     UpstreamError,
     Usage,
 )
-from .streams import Cause, StreamRegistry, current_greenlet, interrupt, watch_for_disconnect
+from .streams import (
+    Cause,
+    ReadWake,
+    StreamRegistry,
+    current_greenlet,
+    interrupt,
+    wake_read,
+    watch_for_disconnect,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +120,9 @@ class Relay:
         self._opened = threading.Event()
         self._writing_since: float | None = None
         self._done_sent = False
+        # While the relay waits in a read with no timeout: when the sweeper should wake it.
+        self._wake_at: float | None = None
+        self._reader: object | None = None
         self.stats = StreamStats()
 
     # -- the response body --------------------------------------------------------------
@@ -126,6 +137,7 @@ class Relay:
             # Bytes at once: proxies and the browser see the stream open before the model speaks.
             start = {"stream_id": self.stream_id, "model": self.model_stream.model}
             yield from self._write(KEEP_ALIVE + self._frame(EventName.START, start))
+            self._reader = current_greenlet()
             if (yield from self._open()):
                 yield from self._relay_events()
         finally:
@@ -173,7 +185,7 @@ class Relay:
     def _relay_events(self) -> Iterator[bytes]:
         heartbeat_s = self._limits.heartbeat_s
         deadline = self.stats.started + self._limits.max_stream_s
-        read = self.model_stream.read
+        read = self._read_woken if self._registry is not None and self._registry.wakes_reads else self._read
         next_beat = time.monotonic() + heartbeat_s
         while True:
             now = time.monotonic()
@@ -184,7 +196,7 @@ class Relay:
                 yield from self._write(KEEP_ALIVE)
                 next_beat = now + heartbeat_s
             try:
-                events = read(max(min(next_beat, deadline) - now, MIN_WAIT_S))
+                events = read(min(next_beat, deadline))
             except Exception as exc:
                 if self._cancel_cause is None:
                     yield from self._write(self._failed(exc))
@@ -206,6 +218,29 @@ class Relay:
             if finished:
                 return
             next_beat = time.monotonic() + heartbeat_s
+
+    def _read(self, wake_at: float) -> list[BackendEvent]:
+        return self.model_stream.read(max(wake_at - time.monotonic(), MIN_WAIT_S))
+
+    def _read_woken(self, wake_at: float) -> list[BackendEvent]:
+        """Read with no timeout; the registry's sweeper raises ReadWake here once `wake_at` is due.
+        (A read with a timeout costs a gevent Timeout per token: ~15% of the relay's CPU.)"""
+        self._wake_at = wake_at
+        try:
+            return self.model_stream.read(None)
+        except ReadWake:
+            return []
+        finally:
+            self._wake_at = None
+
+    def wake_if_due(self, now: float) -> None:
+        """Called by the registry's sweeper: end a read that has waited past its wake time."""
+        wake_at = self._wake_at
+        if wake_at is not None and now >= wake_at and self._reader is not None:
+            wake_read(self._reader, self._read_is_due)
+
+    def _read_is_due(self) -> bool:
+        return self._wake_at is not None and time.monotonic() >= self._wake_at
 
     def _write(self, chunk: bytes) -> Iterator[bytes]:
         # The server writes a yielded chunk before it asks for the next, so the time spent

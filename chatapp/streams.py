@@ -36,6 +36,13 @@ class LiveStream(Protocol):
 
     def hang_up(self) -> None: ...
 
+    def wake_if_due(self, now: float) -> None: ...
+
+
+class ReadWake(TimeoutError):
+    """Raised in a relay's blocking read when the relay has something to do (a heartbeat is due,
+    the stream's time is up): the read ends as a read that timed out would."""
+
 
 class Cause:
     """Why a stream was cancelled, for the log line."""
@@ -56,10 +63,15 @@ class ClientBusy(Exception):
 
 
 class StreamRegistry:
-    def __init__(self, write_timeout_s: float, max_streams: int = 0, max_per_client: int = 0) -> None:
+    def __init__(
+        self, write_timeout_s: float, max_streams: int = 0, max_per_client: int = 0, tick_s: float = 1.0
+    ) -> None:
         self._streams: dict[str, LiveStream] = {}
         self.draining = False
         self._write_timeout_s = write_timeout_s
+        # How often the sweeper looks at every stream: the precision of write timeouts, and of
+        # heartbeats and deadlines for relays whose reads it wakes.
+        self._tick_s = tick_s
         self._sweeper: threading.Thread | None = None
         # Admission: streams admitted and not yet closed, in all and per client (0: no cap).
         self._max_streams = max_streams
@@ -118,9 +130,16 @@ class StreamRegistry:
             time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
         return self.cancel_all(Cause.SHUTDOWN)
 
+    @property
+    def wakes_reads(self) -> bool:
+        """True when the sweeper can wake relays blocked in a read (gevent), so that they can read
+        without a timeout: a gevent `Timeout` per read costs more than the rest of the read."""
+        return gevent_patched()
+
     def _sweep(self) -> None:
-        """Hang up on clients whose socket accepted nothing for the write timeout."""
-        interval = min(1.0, self._write_timeout_s / 4)
+        """Hang up on clients whose socket accepted nothing for the write timeout; wake relays
+        whose heartbeat or deadline is due."""
+        interval = min(self._tick_s, self._write_timeout_s / 4)
         while True:
             time.sleep(interval)
             now = time.monotonic()
@@ -128,6 +147,8 @@ class StreamRegistry:
                 if stream.write_stalled_s(now) > self._write_timeout_s:
                     log.info("stream %s: client stopped reading; hanging up", stream.stream_id)
                     stream.hang_up()
+                else:
+                    stream.wake_if_due(now)
 
 
 def watch_for_disconnect(
@@ -170,6 +191,22 @@ def interrupt(greenlet: object) -> None:
     import gevent
 
     gevent.kill(greenlet)  # schedules GreenletExit; never blocks the caller
+
+
+def wake_read(greenlet: object, still_due: Callable[[], bool]) -> None:
+    """Raise ReadWake in `greenlet`, blocked in a read, if `still_due()` when the hub gets to it.
+
+    From the hub, as gevent's own Timeout does: a greenlet that threw directly into another
+    would never be switched back to. The check runs at that moment, not now, because by then the
+    read may have returned and the greenlet be blocked in a write, which must not be interrupted.
+    """
+    import gevent
+
+    def throw() -> None:
+        if still_due() and not greenlet.dead:  # type: ignore[attr-defined]
+            greenlet.throw(ReadWake())  # type: ignore[attr-defined]
+
+    gevent.get_hub().loop.run_callback(throw)
 
 
 @functools.cache

@@ -5,9 +5,11 @@ that knows nothing of HTTP or SSE. Creating the stream does no I/O; `open()`
 sends the request and returns once the model has answered; `read(timeout)`
 returns the events that arrived within `timeout` seconds (all of them at once,
 so the relay writes them in one go), `[]` when none did; `Finish` is always
-the last event of an answer. `close()` may be called from another greenlet (or
-thread) at any moment and must end the upstream request at once; a `read` it
-interrupts returns `[]`.
+the last event of an answer. `read(None)` waits for events however long it
+takes: under gevent the relay reads so and is woken by the stream registry's
+sweeper (a `TimeoutError` raised in the read) when it has a heartbeat to send.
+`close()` may be called from another greenlet (or thread) at any moment and
+must end the upstream request at once; a `read` it interrupts returns `[]`.
 
 Reading with a timeout, instead of iterating, is what lets the response's own
 greenlet read the model and still send heartbeats while the model is silent:
@@ -89,7 +91,7 @@ class ModelStream(Protocol):
 
     def open(self) -> None: ...
 
-    def read(self, timeout: float) -> list[BackendEvent]: ...
+    def read(self, timeout: float | None) -> list[BackendEvent]: ...
 
     def close(self) -> None: ...
 

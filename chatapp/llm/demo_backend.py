@@ -92,12 +92,14 @@ class DemoStream:
         # An absolute schedule, so pacing does not drift with the consumer's speed.
         self._start = time.monotonic() + self._first_token_s
 
-    def read(self, timeout: float) -> list[BackendEvent]:
+    def read(self, timeout: float | None) -> list[BackendEvent]:
         if self._ended:
             return []
-        due_at = self._start + self._next * self._interval
+        wait = self._start + self._next * self._interval - time.monotonic()
+        if timeout is not None:
+            wait = min(wait, timeout)
         # Event.wait instead of sleep: close() wakes it at once.
-        if self._closed.wait(max(min(due_at - time.monotonic(), timeout), 0.0)):
+        if self._closed.wait(max(wait, 0.0)):
             return []
         now = time.monotonic()
         events: list[BackendEvent] = []

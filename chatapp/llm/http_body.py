@@ -165,9 +165,10 @@ class SocketBody:
     def finished(self) -> bool:
         return self._decoder.finished
 
-    def read(self, timeout: float) -> bytes:
-        """Body data that arrives within `timeout` s (b"" if only framing did); TimeoutError if nothing
-        did; ProtocolError or another OSError when the connection breaks; b"" once `finished`."""
+    def read(self, timeout: float | None) -> bytes:
+        """Body data that arrives within `timeout` s, None: however long it takes (b"" if only
+        framing did); TimeoutError if nothing did; ProtocolError or another OSError when the
+        connection breaks; b"" once `finished`."""
         if self._decoder.finished:
             return b""
         if self._pending:
@@ -224,7 +225,7 @@ class ThreadedBody:
         self._aborted = False
         threading.Thread(target=self._pump, name="upstream-body", daemon=True).start()
 
-    def read(self, timeout: float) -> bytes:
+    def read(self, timeout: float | None) -> bytes:
         if self.finished:
             return b""
         try:

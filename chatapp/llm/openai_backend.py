@@ -89,18 +89,20 @@ class OpenAIStream:
             body.abort()
         self._idle_until = time.monotonic() + self._backend.idle_s
 
-    def read(self, timeout: float) -> list[BackendEvent]:
+    def read(self, timeout: float | None) -> list[BackendEvent]:
         body = self._body
         if body is None or self._closed:
             return []
         self._decoder.check()  # an error that came after the events the last read returned
         if body.finished:
             return []
-        wait = min(timeout, self._idle_until - time.monotonic())
+        idle_left = self._idle_until - time.monotonic()
         try:
-            if wait <= 0:
+            if idle_left <= 0:
                 raise httpx2.ReadTimeout("idle")
-            data = body.read(wait)
+            # With no timeout (under gevent) the relay wakes the read at its next heartbeat, so the
+            # idle limit is checked at least that often.
+            data = body.read(None if timeout is None else min(timeout, idle_left))
         except TimeoutError:
             return []  # silence shorter than the idle limit: the relay decides what it means
         except (OSError, httpx2.HTTPError) as exc:
