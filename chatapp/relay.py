@@ -32,7 +32,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 from . import sse
@@ -151,7 +151,7 @@ class Relay:
                 self.cancel(Cause.CLIENT_GONE)  # the server closed the body: the client is gone
             self._log_end()
 
-    def _open(self) -> Iterator[bytes]:
+    def _open(self) -> Generator[bytes, None, bool]:
         """Send the request in a helper, with heartbeats until the model answers; True once it has."""
         failure: list[BaseException] = []
 
