@@ -20,6 +20,7 @@ import itertools
 import json
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -122,12 +123,17 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeUpstream:
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: a server-side context, to answer https:// (its `_wait` pauses then cannot peek, so
+        behaviours with pauses are for plain HTTP)."""
         self._behaviours: dict[str, Behaviour] = {}
         self._names = itertools.count(1)
         self._lock = threading.Lock()
         self.requests: list[RequestRecord] = []
         self._server = _QuietServer(("127.0.0.1", port), _make_handler(self))
+        self._scheme = "https" if tls else "http"
+        if tls:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-upstream", daemon=True)
 
     @property
@@ -136,7 +142,7 @@ class FakeUpstream:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self._scheme}://127.0.0.1:{self.port}/v1"
 
     def start(self) -> FakeUpstream:
         self._thread.start()
