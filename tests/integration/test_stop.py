@@ -51,8 +51,10 @@ def post_json(url, body=b"{}"):
         Behaviour(silent_before_headers=True),
         Behaviour(tokens=LONG, token_interval_s=0.1),
         Behaviour(tokens=LONG * 5, token_interval_s=0.0005),
+        Behaviour(tokens=LONG, token_interval_s=0.1, gzip=True),  # read through httpx, not the socket
+        Behaviour(silent=True, framing="close"),
     ],
-    ids=["silent-after-headers", "silent-before-headers", "trickling", "fast"],
+    ids=["silent-after-headers", "silent-before-headers", "trickling", "fast", "gzip", "silent-unchunked"],
 )
 def test_client_abort_closes_the_upstream_within_a_second(gunicorn_app, upstream, behaviour):
     model = upstream.model(behaviour)
