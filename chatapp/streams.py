@@ -1,8 +1,9 @@
 """The live streams of this worker process, and the watchers that end them.
 
 - `StreamRegistry`: stream id -> the stream, so that `POST /api/chat/<id>/stop`
-  can cancel it, a sweeper can cut clients that stopped reading, and a
-  shutting-down worker can end what is left.
+  can cancel it, a sweeper can cut clients that stopped reading (and wake
+  relays blocked in a read with no timeout when their heartbeat is due:
+  `wake_read`), and a shutting-down worker can end what is left.
 - `watch_for_disconnect`: a greenlet per stream that waits until the client's
   socket is readable and peeks. A generator view only learns that the client
   left on its next write, and while the model is silent nothing is written; the
