@@ -263,8 +263,7 @@ class Relay:
     def _too_long(self) -> bytes:
         self.cancel(Cause.MAX_DURATION)
         message = f"The answer took longer than chatapp's limit of {self._limits.max_stream_s:g} s."
-        error = self._frame(EventName.ERROR, {"code": UpstreamCode.TIMEOUT, "message": message})
-        return error + self._done(FinishReason.ERROR)
+        return self._failed(UpstreamError(UpstreamCode.TIMEOUT, message))
 
     def _encode(self, item: BackendEvent, out: list[bytes]) -> bool:
         """Append the frames for one event; True when it ends the stream."""

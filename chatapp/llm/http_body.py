@@ -137,6 +137,7 @@ class SocketBody:
         self._pending, _closed = h11_state.trailing_data
         self._decoder = ChunkedDecoder(h11_has=len(self._pending))
         self._released = False
+        self._timeout: float | None = -1.0  # the socket's, as this body last set it (-1: not yet)
 
     @classmethod
     def take(cls, response: httpx2.Response) -> SocketBody | None:
@@ -174,7 +175,9 @@ class SocketBody:
         if self._pending:
             data, self._pending = self._pending, b""
         else:
-            self._sock.settimeout(timeout)
+            if timeout != self._timeout:  # (under gevent it is None for every read: set it once)
+                self._sock.settimeout(timeout)
+                self._timeout = timeout
             data = self._sock.recv(READ_SIZE)
             if not data:
                 raise ProtocolError("the connection closed in the middle of the body")
