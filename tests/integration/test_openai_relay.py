@@ -51,10 +51,11 @@ def test_bodies_chatapp_cannot_read_from_the_socket_are_relayed_through_httpx(
     assert result.done == {"finish_reason": "stop"}
 
 
-def test_a_finished_answer_leaves_its_upstream_connection_for_the_next(gunicorn_app, upstream):
+def test_a_finished_answer_leaves_its_upstream_connection_for_the_next(served):
+    app, upstream = served
     model = upstream.model()
     for _ in range(3):
-        assert post_chat(gunicorn_app.url, ask(model)).done == {"finish_reason": "stop"}
+        assert post_chat(app.url, ask(model)).done == {"finish_reason": "stop"}
     peers = {r.peer for r in upstream.requests_for(model)}
     assert len(peers) == 1, "each answer opened a new connection to the model server"
 
@@ -128,9 +129,10 @@ def test_length_finish_is_relayed(gunicorn_app, upstream):
 
 
 @pytest.mark.parametrize("split", ["split_events", "split_utf8"])
-def test_text_survives_events_and_characters_split_across_writes(gunicorn_app, upstream, split):
+def test_text_survives_events_and_characters_split_across_writes(served, split):
+    app, upstream = served
     behaviour = Behaviour(**{split: True})
-    result = post_chat(gunicorn_app.url, ask(upstream.model(behaviour)))
+    result = post_chat(app.url, ask(upstream.model(behaviour)))
     assert result.text == behaviour.text
     assert result.done == {"finish_reason": "stop"}
 

@@ -1,4 +1,4 @@
-"""The fast path is taken: the real SDK's streaming response can be read from its socket.
+"""The fast path is taken: the real SDK's streaming response, plain or TLS, is read from its socket.
 
 http_body.SocketBody reaches into httpx and httpcore; if an upgrade moved what it needs, it
 would quietly fall back to the slower httpx path. These tests fail instead.
@@ -30,7 +30,11 @@ def read_all(stream):
     return events
 
 
-def test_a_chunked_answer_is_read_from_the_socket(upstream):
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_chunked_answer_is_read_from_the_socket(request, monkeypatch, scheme):
+    if scheme == "https":
+        monkeypatch.setenv("SSL_CERT_FILE", request.getfixturevalue("ca_file")[1])
+    upstream = request.getfixturevalue("tls_upstream" if scheme == "https" else "upstream")
     behaviour = Behaviour(split_events=True)
     stream = open_stream(upstream, behaviour)
     assert type(stream._body) is SocketBody
