@@ -2,8 +2,8 @@
 
 The SDK's way builds a `ChatCompletionChunk` per `data:` line with the same
 `construct_type` call that iterating `client.chat.completions.create(stream=True)` makes; chatapp's way
-(`chatapp/llm/chunks.py`) decodes the bytes with orjson and frames the SSE
-event. Run: `python -m bench.decode`.
+(`chatapp/llm/completion_events.py`) decodes the bytes with orjson; both frame the SSE event with
+`protocol.EventWriter`, as the relay does. Run: `python -m bench.decode`.
 """
 
 from __future__ import annotations
@@ -15,19 +15,12 @@ import time
 from openai._models import construct_type  # what the SDK's Stream calls per chunk
 from openai.types.chat import ChatCompletionChunk
 
-from chatapp import sse
-from chatapp.llm.chunks import ChunkDecoder
+from chatapp.llm.completion_events import CompletionEventDecoder
+from chatapp.protocol import EventWriter
+from harness.openai_chunks import CompletionChunks
 
-CHUNK = {
-    "id": "chatcmpl-bench",
-    "object": "chat.completion.chunk",
-    "created": 1,
-    "model": "gpt-4o-mini",
-    "system_fingerprint": "fp_1",
-    "choices": [{"index": 0, "delta": {"content": " token"}, "logprobs": None, "finish_reason": None}],
-}
-LINE = json.dumps(CHUNK)
-BODY = f"data: {LINE}\n\n".encode()
+BODY = CompletionChunks("gpt-4o-mini", id="chatcmpl-bench", created=1).content(" token")
+LINE = BODY.removeprefix(b"data: ").rstrip(b"\n")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 20_000))
 
 
@@ -41,17 +34,20 @@ def per_chunk_us(work) -> float:
     return best / ROUNDS * 1e6
 
 
+writer = EventWriter("bench")
+
+
 def sdk_object() -> None:
     chunk = construct_type(type_=ChatCompletionChunk, value=json.loads(LINE))
-    sse.json_event_frame("token", {"text": chunk.choices[0].delta.content}, "id:1")
+    writer.token(chunk.choices[0].delta.content)
 
 
-decoder = ChunkDecoder()
+decoder = CompletionEventDecoder()
 
 
 def chatapp_raw() -> None:
     for event in decoder.feed(BODY):
-        sse.json_event_frame("token", {"text": event.text}, "id:1")
+        writer.token(event.text)
 
 
 def main() -> None:

@@ -1,75 +1,50 @@
-"""The processes a benchmark run needs: the bench upstream and chatapp under gunicorn."""
+"""The processes a benchmark run needs (the bench upstream, chatapp and the bare reference relay under
+gunicorn, all on harness/), and what they cost: CPU and resident memory read from /proc."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.gunicorn_runner import GunicornServer, free_port
+from harness.gunicorn import GunicornServer
+from harness.processes import ServerProcess, free_port, http_ok
 
-ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-class BenchUpstream:
-    """`python -m bench.upstream` on a free port, for the length of a `with` block."""
+class BenchUpstream(ServerProcess):
+    """`python -m bench.upstream` on a free port, ready when `GET /stats` answers; a context manager."""
+
+    name = "bench-upstream"
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        argv = [sys.executable, "-m", "bench.upstream", "--port", str(self.port)]
+        super().__init__(argv, http_ok(f"http://127.0.0.1:{self.port}/stats"))
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> BenchUpstream:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.upstream", "--port", str(self.port)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=1).close()
-                return self
-            time.sleep(0.05)
-        raise RuntimeError("the bench upstream did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
 
 @contextlib.contextmanager
 def chatapp_server(upstream: BenchUpstream, workers: int | None = 1, **env: str) -> Iterator[GunicornServer]:
     """chatapp as deployed (`gunicorn -c gunicorn.conf.py wsgi:app`), pointed at the bench upstream."""
-    server = GunicornServer(
-        {
-            "OPENAI_BASE_URL": upstream.base_url,
-            "OPENAI_API_KEY": "bench",
-            "CHATAPP_UPSTREAM_MAX_RETRIES": "0",
-            "CHATAPP_LOG_LEVEL": "WARNING",
-            # The load client is one address opening thousands of streams.
-            "CHATAPP_MAX_STREAMS_PER_CLIENT": "0",
-            "CHATAPP_RATE_LIMIT": "",
-            **env,
-        },
-        workers=workers,
-    ).start()
-    try:
+    settings = {
+        "OPENAI_BASE_URL": upstream.base_url,
+        "OPENAI_API_KEY": "bench",
+        "CHATAPP_UPSTREAM_MAX_RETRIES": "0",
+        "CHATAPP_LOG_LEVEL": "WARNING",
+        # The load client is one address opening thousands of streams.
+        "CHATAPP_MAX_STREAMS_PER_CLIENT": "0",
+        "CHATAPP_RATE_LIMIT": "",
+        **env,
+    }
+    with GunicornServer(settings, workers=workers) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @contextlib.contextmanager
@@ -77,14 +52,12 @@ def bare_relay_server(upstream: BenchUpstream, workers: int | None = 1) -> Itera
     """The reference relay (bench/bare_relay.py) under gunicorn's gevent worker, with the
     settings of gunicorn.conf.py that matter here (workers, worker_connections)."""
     count = workers or os.cpu_count() or 1
-    args = ["-c", "python:bench.bare_relay", "-w", str(count), "bench.bare_relay:app"]
-    server = GunicornServer({"BARE_RELAY_UPSTREAM": f"127.0.0.1:{upstream.port}"}, workers=None, args=args)
-    server.args[:0] = ["-b", f"127.0.0.1:{server.port}"]
-    server.start()
-    try:
+    port = free_port()
+    bind = ["-b", f"127.0.0.1:{port}"]
+    args = ["-c", "python:bench.bare_relay", *bind, "-w", str(count), "bench.bare_relay:app"]
+    env = {"BARE_RELAY_UPSTREAM": f"127.0.0.1:{upstream.port}"}
+    with GunicornServer(env, workers=None, args=args, port=port) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -1,8 +1,9 @@
 """A fast OpenAI-compatible upstream for the benchmark: gevent, pre-encoded chunks, thousands of streams.
 
 It answers `POST /v1/chat/completions` with `stream=True` exactly as OpenAI does
-(role chunk, content chunks, finish chunk, usage chunk, `data: [DONE]`), over
-HTTP/1.1 chunked encoding. The model name sets the pace:
+(harness/openai_chunks.py: role chunk, content chunks, finish chunk, usage chunk,
+`data: [DONE]`), over HTTP/1.1 chunked encoding, each frame encoded once per
+stream. The model name sets the pace:
 `bench-ttft<ms>-tps<tokens per second>-len<tokens>[-drop<n>]` (with `-drop<n>`
 the connection breaks after n tokens), `bench-silent` (headers, then nothing), or
 `bench-fail` (HTTP 500). A reader greenlet per connection notices the client's close the
@@ -28,22 +29,13 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 
+from harness.openai_chunks import DONE, CompletionChunks  # noqa: E402
+
 MODEL = re.compile(r"bench-ttft(\d+)-tps(\d+)-len(\d+)(?:-drop(\d+))?")
 TOKENS = (" the", " quick", " brown", " fox", " jumps", " over", " a", " lazy", " dog", ".")
 
 opens: dict[str, float] = {}
 closes: dict[str, float] = {}
-
-
-def chunk(model: str, delta: dict, finish: str | None = None) -> bytes:
-    body = {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-    }
-    return http_chunk(b"data: " + json.dumps(body).encode() + b"\n\n")
 
 
 def http_chunk(data: bytes) -> bytes:
@@ -114,9 +106,10 @@ def stream(conn: socket.socket, request: dict) -> None:
     ttft_ms, tps, length = (int(g) for g in match.groups()[:3]) if match else (0, 1000, 50)
     drop_at = int(match.group(4)) if match and match.group(4) else None
     interval = 1.0 / tps
-    conn.sendall(chunk(model, {"role": "assistant", "content": ""}))
+    chunks = CompletionChunks(model, id="chatcmpl-bench", created=0)
+    conn.sendall(http_chunk(chunks.role()))
     start = time.monotonic() + ttft_ms / 1000
-    frames = [chunk(model, {"content": t}) for t in TOKENS]
+    frames = [http_chunk(chunks.content(t)) for t in TOKENS]
     for i in range(length):
         delay = start + i * interval - time.monotonic()
         if delay > 0:
@@ -127,11 +120,8 @@ def stream(conn: socket.socket, request: dict) -> None:
             conn.shutdown(socket.SHUT_RDWR)
             return
         conn.sendall(frames[i % len(frames)])
-    usage = {"prompt_tokens": 5, "completion_tokens": length, "total_tokens": length + 5}
-    tail = chunk(model, {}, "stop") + http_chunk(
-        b"data: " + json.dumps({"id": "chatcmpl-bench", "choices": [], "usage": usage}).encode() + b"\n\n"
-    )
-    conn.sendall(tail + http_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    tail = http_chunk(chunks.finish("stop")) + http_chunk(chunks.usage(5, length)) + http_chunk(DONE)
+    conn.sendall(tail + b"0\r\n\r\n")
     watcher.join()  # keep-alive is not needed for the benchmark: wait for the client to close
 
 

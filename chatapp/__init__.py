@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,10 +11,11 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .access import init_access
+from .backends import make_backend
 from .config import Settings
 from .errors import register_error_handlers
 from .limits import init_limits
-from .llm import make_backend
+from .model_catalog import ModelCatalog
 from .security import register_security_headers
 from .state import EXTENSION_KEY, AppState
 from .streams import StreamRegistry
@@ -31,7 +31,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     environment and `.env` are read.
     """
     settings = config if isinstance(config, Settings) else Settings.from_env(config)
-    _configure_logging()
+    _configure_logging(settings.log_level)
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     # One byte over the limit: werkzeug stops reading a chunked body at MAX_CONTENT_LENGTH
@@ -42,25 +42,29 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    backend = make_backend(settings)
     app.extensions[EXTENSION_KEY] = AppState(
         settings=settings,
-        backend=make_backend(settings),
+        backend=backend,
         streams=StreamRegistry(
             write_timeout_s=settings.write_timeout_s,
             max_streams=settings.max_streams_per_worker,
             max_per_client=settings.max_streams_per_client,
             tick_s=min(1.0, settings.heartbeat_s / 4),
         ),
+        instance_path=app.instance_path,
+        models=ModelCatalog(settings, backend),
     )
 
     init_access(app, settings)
     init_limits(app, settings)
 
-    from .views import access, api, health, pages
+    from .views import access, api, conversations, health, pages
 
     app.register_blueprint(access.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(conversations.bp)
     app.register_blueprint(health.bp)
     register_error_handlers(app)
     register_security_headers(app)
@@ -69,7 +73,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     return app
 
 
-def _configure_logging() -> None:
+def _configure_logging(level: str) -> None:
     """Send chatapp's own log lines to stderr (gunicorn's error log) unless the host set it up."""
     logger = logging.getLogger(__name__)
     if logger.handlers:
@@ -77,5 +81,5 @@ def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
-    logger.setLevel(os.environ.get("CHATAPP_LOG_LEVEL", "INFO").upper())
+    logger.setLevel(level)
     logger.propagate = False

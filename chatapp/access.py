@@ -13,10 +13,12 @@ import hmac
 import logging
 import secrets
 
-from flask import Flask, Request, Response, redirect, request, session, url_for
+from flask import Flask, Request, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from .config import Settings
-from .errors import ApiError, Code
+from .errors import ApiError
+from .protocol import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +37,11 @@ def init_access(app: Flask, settings: Settings) -> None:
         return
 
     @app.before_request
-    def _require_sign_in() -> Response | None:
+    def _require_sign_in() -> ResponseReturnValue | None:
         if request.endpoint in OPEN_ENDPOINTS or session.get(SESSION_FLAG):
             return None
         if _is_api(request):
-            raise ApiError(401, Code.UNAUTHORIZED, "Sign in first: this chat needs its access token.")
+            raise ApiError(401, ErrorCode.UNAUTHORIZED, "Sign in first: this chat needs its access token.")
         return redirect(url_for("access.sign_in"))
 
 

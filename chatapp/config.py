@@ -16,7 +16,8 @@ from typing import TypeVar
 
 from dotenv import find_dotenv, load_dotenv
 
-DEMO_MODEL = "chatapp-demo"
+from .llm.demo_backend import DEMO_MODEL
+
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 BACKENDS = ("openai", "demo")
 
@@ -71,6 +72,16 @@ class Settings:
 
     # GET /debug/stats (live streams, greenlets): for tests and load runs, never in production.
     debug_stats: bool = False
+    # chatapp's own log level (gunicorn's is GUNICORN_LOGLEVEL).
+    log_level: str = "INFO"
+
+    # Where conversations are kept: None is a SQLite file in Flask's instance folder.
+    # repr=False: a URL may hold a password.
+    database_url: str | None = field(default=None, repr=False)
+    # A streaming answer is saved at most this often (and at its end), never per token.
+    checkpoint_s: float = 1.0
+    # How long the model server's list of models (GET /v1/models) is reused.
+    models_cache_s: float = 300.0
 
     demo_tokens_per_s: float = 30.0
     demo_first_token_s: float = 0.4
@@ -119,8 +130,10 @@ class Settings:
             heartbeat_s=env.number("CHATAPP_HEARTBEAT_S", float, cls.heartbeat_s),
             max_stream_s=env.number("CHATAPP_MAX_STREAM_S", float, cls.max_stream_s),
             write_timeout_s=env.number("CHATAPP_WRITE_TIMEOUT_S", float, cls.write_timeout_s),
-            rate_limit=environ.get("CHATAPP_RATE_LIMIT", cls.rate_limit).strip(),
-            ratelimit_storage_uri=env.text("CHATAPP_RATELIMIT_STORAGE_URI") or cls.ratelimit_storage_uri,
+            rate_limit=_rate_limit(environ.get("CHATAPP_RATE_LIMIT", cls.rate_limit).strip()),
+            ratelimit_storage_uri=_storage_uri(
+                env.text("CHATAPP_RATELIMIT_STORAGE_URI") or cls.ratelimit_storage_uri
+            ),
             trusted_proxies=env.number("CHATAPP_TRUSTED_PROXIES", int, cls.trusted_proxies, zero_ok=True),
             access_token=env.text("CHATAPP_ACCESS_TOKEN"),
             secret_key=env.text("SECRET_KEY"),
@@ -132,11 +145,64 @@ class Settings:
                 "CHATAPP_MAX_STREAMS_PER_CLIENT", int, cls.max_streams_per_client, zero_ok=True
             ),
             debug_stats=env.flag("CHATAPP_DEBUG_STATS"),
+            log_level=_log_level(env.text("CHATAPP_LOG_LEVEL") or cls.log_level),
+            database_url=_database_url(env.text("DATABASE_URL")),
+            checkpoint_s=env.number("CHATAPP_CHECKPOINT_S", float, cls.checkpoint_s),
+            models_cache_s=env.number("CHATAPP_MODELS_CACHE_S", float, cls.models_cache_s, zero_ok=True),
             demo_tokens_per_s=env.number("CHATAPP_DEMO_TOKENS_PER_S", float, cls.demo_tokens_per_s),
             demo_first_token_s=env.number(
                 "CHATAPP_DEMO_FIRST_TOKEN_S", float, cls.demo_first_token_s, zero_ok=True
             ),
         )
+
+
+DATABASE_SCHEMES = ("sqlite", "postgresql")
+
+
+def _database_url(raw: str | None) -> str | None:
+    scheme = (raw or "").split("://", 1)[0].split("+", 1)[0]
+    if raw is not None and ("://" not in raw or scheme not in DATABASE_SCHEMES):
+        raise ConfigError(
+            "DATABASE_URL must be sqlite:///<path> or postgresql+psycopg://user:password@host:port/db"
+        )
+    return raw
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"CHATAPP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
+def _rate_limit(raw: str) -> str:
+    """Flask-Limiter's notation ("10/minute;200/day"), checked now rather than per request."""
+    from limits import parse_many
+
+    if raw:
+        try:
+            parse_many(raw)
+        except ValueError:
+            raise ConfigError(
+                f"CHATAPP_RATE_LIMIT must look like '30/minute' or '10/minute;200/day', got {raw!r}"
+            ) from None
+    return raw
+
+
+# The storages Flask-Limiter offers whose client chatapp installs (redis-py).
+RATELIMIT_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
+
+
+def _storage_uri(raw: str) -> str:
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme not in RATELIMIT_SCHEMES:
+        raise ConfigError(
+            f"CHATAPP_RATELIMIT_STORAGE_URI must be memory:// or redis://host:port/db, got {raw!r}"
+        )
+    return raw
 
 
 class _Reader:

@@ -13,7 +13,8 @@ relay reads only after the client's socket took the previous write.
 Only `open()`, which waits for the model's headers, runs in a helper thread,
 so that heartbeats flow while a slow server (a model loading) has not answered.
 
-Every stream ends with exactly one `done` event unless the client is gone;
+What the frames say is `protocol.EventWriter`'s job; this module decides when:
+every stream ends with exactly one `done` event unless the client is gone, and
 an upstream failure becomes an `error` event first.
 
 `cancel()` ends a stream from outside, at once: the disconnect watcher calls it
@@ -28,55 +29,37 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import socket
 import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from . import sse
+from .greenlets import ReadWake, current_greenlet, interrupt, wake_read, watch_for_disconnect
 from .llm.base import (
     BackendEvent,
     Finish,
-    FinishReason,
     ModelStream,
     ReasoningDelta,
     TextDelta,
-    UpstreamCode,
     UpstreamError,
     Usage,
 )
-from .streams import (
-    Cause,
-    ReadWake,
-    StreamRegistry,
-    current_greenlet,
-    interrupt,
-    wake_read,
-    watch_for_disconnect,
+from .protocol import (
+    EventWriter,
+    FinishReason,
+    StreamErrorCode,
+    finish_reason_for,
+    new_stream_id,
+    stream_error_code,
 )
+from .streams import Cause, StreamRegistry
 
 log = logging.getLogger(__name__)
 
 KEEP_ALIVE = sse.comment_frame("keep-alive")
-
-
-class EventName:
-    """The SSE event names of the public contract (docs/api.md)."""
-
-    START = "start"
-    REASONING = "reasoning"
-    TOKEN = "token"
-    USAGE = "usage"
-    ERROR = "error"
-    DONE = "done"
-
-
-def new_stream_id() -> str:
-    """An unguessable id (128 random bits), safe in URLs and in an SSE `id:` line."""
-    return secrets.token_urlsafe(16)
-
 
 # Shortest wait for a read: a zero timeout would make the socket non-blocking.
 MIN_WAIT_S = 0.001
@@ -89,13 +72,35 @@ class StreamStats:
     started: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     tokens: int = 0
-    finish_reason: str = FinishReason.CANCELLED
+    finish_reason: FinishReason = FinishReason.CANCELLED
 
 
 @dataclass(frozen=True)
 class RelayLimits:
     heartbeat_s: float = 15.0
     max_stream_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """How a stream ended, for an observer that keeps the answer."""
+
+    finish_reason: FinishReason
+    cause: Cause | None  # why it was cancelled, when it was
+    error: tuple[StreamErrorCode, str] | None
+    served_model: str | None
+    ttft_ms: int | None
+    duration_ms: int
+
+
+class StreamObserver(Protocol):
+    """Sees what a stream relays (a stored conversation's answer is written so). Called in the
+    relay's greenlet: `seen` once per read (never per token), `ended` once, before `done` is
+    written, so that a client that got `done` finds the answer stored."""
+
+    def seen(self, events: list[BackendEvent]) -> None: ...
+
+    def ended(self, end: StreamEnd) -> None: ...
 
 
 class Relay:
@@ -107,22 +112,28 @@ class Relay:
         registry: StreamRegistry | None = None,
         client_socket: socket.socket | None = None,
         client: str | None = None,
+        stream_id: str | None = None,
+        observer: StreamObserver | None = None,
+        start_fields: dict[str, str] | None = None,
     ) -> None:
-        self.stream_id = new_stream_id()
+        self.stream_id = stream_id or new_stream_id()
         self.model_stream = model_stream
+        self._writer = EventWriter(self.stream_id)
         self._limits = limits
         self._registry = registry
         self._socket = client_socket
         self._client = client
-        self._seq = 0
-        self._cancel_cause: str | None = None
-        self._opener: object | None = None
+        self._cancel_cause: Cause | None = None
+        self._opener: Any | None = None
         self._opened = threading.Event()
         self._writing_since: float | None = None
         self._done_sent = False
         # While the relay waits in a read with no timeout: when the sweeper should wake it.
         self._wake_at: float | None = None
-        self._reader: object | None = None
+        self._reader: Any | None = None
+        self._observer = observer
+        self._start_fields = start_fields or {}
+        self._error: tuple[StreamErrorCode, str] | None = None
         self.stats = StreamStats()
 
     # -- the response body --------------------------------------------------------------
@@ -135,8 +146,8 @@ class Relay:
                 self._registry.add(self)
             stop_watching = watch_for_disconnect(self._socket, lambda: self.cancel(Cause.CLIENT_GONE))
             # Bytes at once: proxies and the browser see the stream open before the model speaks.
-            start = {"stream_id": self.stream_id, "model": self.model_stream.model}
-            yield from self._write(KEEP_ALIVE + self._frame(EventName.START, start))
+            start = self._writer.start(self.model_stream.model, **self._start_fields)
+            yield from self._write(KEEP_ALIVE + start)
             self._reader = current_greenlet()
             if (yield from self._open()):
                 yield from self._relay_events()
@@ -149,6 +160,7 @@ class Relay:
                 self.model_stream.close()  # already ended by the backend; makes sure
             else:
                 self.cancel(Cause.CLIENT_GONE)  # the server closed the body: the client is gone
+                self._end(FinishReason.CANCELLED)
             self._log_end()
 
     def _open(self) -> Generator[bytes, None, bool]:
@@ -207,6 +219,8 @@ class Relay:
                 return
             if not events:
                 continue
+            if self._observer is not None:
+                self._observer.seen(events)
             out: list[bytes] = []
             finished = False
             for event in events:
@@ -249,21 +263,7 @@ class Relay:
         yield chunk
         self._writing_since = None
 
-    def _write_cancelled(self) -> Iterator[bytes]:
-        if self._cancel_cause != Cause.CLIENT_GONE:
-            yield from self._write(self._done(FinishReason.CANCELLED))
-
-    def _failed(self, exc: BaseException) -> bytes:
-        if not isinstance(exc, UpstreamError):
-            log.error("model stream %s failed", self.stream_id, exc_info=exc)
-            exc = UpstreamError(UpstreamCode.INTERNAL, "Something went wrong in chatapp while streaming.")
-        error = self._frame(EventName.ERROR, {"code": exc.code, "message": exc.message})
-        return error + self._done(FinishReason.ERROR)
-
-    def _too_long(self) -> bytes:
-        self.cancel(Cause.MAX_DURATION)
-        message = f"The answer took longer than chatapp's limit of {self._limits.max_stream_s:g} s."
-        return self._failed(UpstreamError(UpstreamCode.TIMEOUT, message))
+    # -- what to write ------------------------------------------------------------------
 
     def _encode(self, item: BackendEvent, out: list[bytes]) -> bool:
         """Append the frames for one event; True when it ends the stream."""
@@ -271,37 +271,65 @@ class Relay:
             if self.stats.first_token_at is None:
                 self.stats.first_token_at = time.monotonic()
             self.stats.tokens += 1
-            out.append(self._frame(EventName.TOKEN, {"text": item.text}))
+            out.append(self._writer.token(item.text))
         elif type(item) is ReasoningDelta:
-            out.append(self._frame(EventName.REASONING, {"text": item.text}))
+            out.append(self._writer.reasoning(item.text))
         elif type(item) is Usage:
-            out.append(
-                self._frame(
-                    EventName.USAGE,
-                    {
-                        "prompt_tokens": item.prompt_tokens,
-                        "completion_tokens": item.completion_tokens,
-                        "total_tokens": item.total_tokens,
-                    },
-                )
-            )
+            out.append(self._writer.usage(item))
         elif type(item) is Finish:
-            out.append(self._done(item.reason))
+            out.append(self._done(finish_reason_for(item.reason)))
             return True
         return False
 
-    def _done(self, reason: str) -> bytes:
-        self._done_sent = True
-        self.stats.finish_reason = reason
-        return self._frame(EventName.DONE, {"finish_reason": reason})
+    def _write_cancelled(self) -> Iterator[bytes]:
+        if self._cancel_cause != Cause.CLIENT_GONE:
+            yield from self._write(self._done(FinishReason.CANCELLED))
 
-    def _frame(self, event: str, payload: object) -> bytes:
-        self._seq += 1
-        return sse.json_event_frame(event, payload, f"{self.stream_id}:{self._seq}")
+    def _failed(self, exc: BaseException) -> bytes:
+        if isinstance(exc, UpstreamError):
+            code, message = stream_error_code(exc.kind), exc.message
+        else:
+            log.error("model stream %s failed", self.stream_id, exc_info=exc)
+            code = StreamErrorCode.INTERNAL_ERROR
+            message = "Something went wrong in chatapp while streaming."
+        return self._error_then_done(code, message)
+
+    def _too_long(self) -> bytes:
+        self.cancel(Cause.MAX_DURATION)
+        message = f"The answer took longer than chatapp's limit of {self._limits.max_stream_s:g} s."
+        return self._error_then_done(StreamErrorCode.UPSTREAM_TIMEOUT, message)
+
+    def _error_then_done(self, code: StreamErrorCode, message: str) -> bytes:
+        self._error = (code, message)
+        return self._writer.error(code, message) + self._done(FinishReason.ERROR)
+
+    def _done(self, reason: FinishReason) -> bytes:
+        self._done_sent = True
+        self._end(reason)
+        served = self.model_stream.served_model
+        return self._writer.done(reason, served if served != self.model_stream.model else None)
+
+    def _end(self, reason: FinishReason) -> None:
+        self.stats.finish_reason = reason
+        if self._observer is None:
+            return
+        s = self.stats
+        end = StreamEnd(
+            finish_reason=reason,
+            cause=self._cancel_cause if reason == FinishReason.CANCELLED else None,
+            error=self._error,
+            served_model=self.model_stream.served_model,
+            ttft_ms=None if s.first_token_at is None else round((s.first_token_at - s.started) * 1000),
+            duration_ms=round((time.monotonic() - s.started) * 1000),
+        )
+        try:
+            self._observer.ended(end)
+        except Exception:  # the answer was streamed; failing to keep it must not break the stream
+            log.exception("stream %s: could not record its end", self.stream_id)
 
     # -- ending it ---------------------------------------------------------------------
 
-    def cancel(self, cause: str) -> None:
+    def cancel(self, cause: Cause) -> None:
         """End the stream now: close the upstream request, and end the response with
         `done`/`cancelled` if the client is still there. Safe to call more than once."""
         if self._cancel_cause is not None:

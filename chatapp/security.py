@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response
 
-from .errors import ApiError, Code
+from .errors import ApiError
+from .protocol import ErrorCode
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -60,4 +61,4 @@ def reject_cross_site(request: Request) -> None:
         origin = request.headers.get("Origin")
         allowed = origin is None or urlsplit(origin).netloc == request.host
     if not allowed:
-        raise ApiError(403, Code.CROSS_SITE, "Requests from other sites are not accepted.")
+        raise ApiError(403, ErrorCode.CROSS_SITE, "Requests from other sites are not accepted.")

@@ -6,53 +6,41 @@ from being cut short or merged with the next one:
 - a data value holding CR or LF is written as several `data:` lines, which the
   reader joins back with "\\n" (writing it raw would end the field early);
 - `id` and `event` are single-line fields, so CR and LF are removed from them.
+
+`event_frame` is the one encoder of events, the relay's per-token path included
+(`protocol.EventWriter` calls it with a line of JSON, which needs no splitting).
 """
 
 from __future__ import annotations
 
 import re
 
-import orjson
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _NEWLINES = re.compile(r"[\r\n]")
 
 
-def event_frame(data: str, *, event: str | None = None, event_id: str | None = None) -> bytes:
+def event_frame(data: str | bytes, *, event: str | None = None, event_id: str | None = None) -> bytes:
     """Frame one event whose data may span several lines."""
-    parts = []
+    raw = data.encode() if isinstance(data, str) else data
+    head = b""
     if event_id is not None:
-        parts.append(f"id: {_one_line(event_id)}\n")
+        head = b"id: " + _one_line(event_id) + b"\n"
     if event is not None:
-        parts.append(f"event: {_one_line(event)}\n")
-    parts.extend(f"data: {line}\n" for line in _LINE_BREAK.split(data))
-    parts.append("\n")
-    return "".join(parts).encode()
-
-
-def json_event_frame(event: str, payload: object, event_id: str) -> bytes:
-    """Frame one event whose data is `payload` as a single line of JSON.
-
-    orjson escapes every control character, CR and LF included, so its output is
-    always one line and needs no splitting: this is the relay's per-token path.
-    """
-    return b"".join(
-        (
-            b"id: ",
-            event_id.encode(),
-            b"\nevent: ",
-            event.encode(),
-            b"\ndata: ",
-            orjson.dumps(payload),
-            b"\n\n",
-        )
-    )
+        head += b"event: " + _one_line(event) + b"\n"
+    if b"\n" in raw or b"\r" in raw:
+        body = b"".join([b"data: " + line + b"\n" for line in _LINE_BREAK.split(raw)])
+    else:
+        body = b"data: " + raw + b"\n"
+    return head + body + b"\n"
 
 
 def comment_frame(text: str = "") -> bytes:
     """A comment: ignored by readers, but it keeps proxies and idle timers from closing the stream."""
-    return "".join(f":{' ' if line else ''}{line}\n" for line in _LINE_BREAK.split(text)).encode() + b"\n"
+    lines = _LINE_BREAK.split(text.encode())
+    return b"".join([b":" + (b" " + line if line else b"") + b"\n" for line in lines]) + b"\n"
 
 
-def _one_line(value: str) -> str:
-    return _NEWLINES.sub("", value)
+def _one_line(value: str) -> bytes:
+    if "\n" in value or "\r" in value:
+        value = _NEWLINES.sub("", value)
+    return value.encode()

@@ -1,37 +1,35 @@
-"""The live streams of this worker process, and the watchers that end them.
+"""The live streams of this worker process: admission, the registry, and the sweeper.
 
-- `StreamRegistry`: stream id -> the stream, so that `POST /api/chat/<id>/stop`
-  can cancel it, a sweeper can cut clients that stopped reading (and wake
-  relays blocked in a read with no timeout when their heartbeat is due:
-  `wake_read`), and a shutting-down worker can end what is left.
-- `watch_for_disconnect`: a greenlet per stream that waits until the client's
-  socket is readable and peeks. A generator view only learns that the client
-  left on its next write, and while the model is silent nothing is written; the
-  peek sees the close at once, so the upstream request is ended at once too.
-
-The watcher needs gunicorn's gevent worker (`environ["gunicorn.socket"]` and a
-patched world). Elsewhere (`flask run`) streams fall back to noticing a gone
-client on the next write or heartbeat.
+- `admit(client)`: count a new stream in, or refuse it (`ShuttingDown`,
+  `WorkerFull`, `ClientBusy`); it hands back the one `release` to call when the
+  response closes.
+- The registry maps stream id -> stream, so that `POST /api/chat/<id>/stop`
+  can cancel it and a shutting-down worker can end what is left (`drain`).
+- The sweeper, a greenlet started with the first stream, cuts clients that
+  stopped reading, and wakes relays blocked in a read with no timeout when
+  their heartbeat or deadline is due (`greenlets.wake_read`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import Protocol
+
+from .greenlets import gevent_patched
 
 log = logging.getLogger(__name__)
 
 
 class LiveStream(Protocol):
-    stream_id: str
+    @property
+    def stream_id(self) -> str: ...
 
-    def cancel(self, cause: str) -> None: ...
+    def cancel(self, cause: Cause) -> None: ...
 
     def write_stalled_s(self, now: float) -> float: ...
 
@@ -40,12 +38,7 @@ class LiveStream(Protocol):
     def wake_if_due(self, now: float) -> None: ...
 
 
-class ReadWake(TimeoutError):
-    """Raised in a relay's blocking read when the relay has something to do (a heartbeat is due,
-    the stream's time is up): the read ends as a read that timed out would."""
-
-
-class Cause:
+class Cause(StrEnum):
     """Why a stream was cancelled, for the log line."""
 
     STOPPED = "stopped"  # POST /api/chat/<id>/stop
@@ -55,12 +48,23 @@ class Cause:
     MAX_DURATION = "max_duration"  # CHATAPP_MAX_STREAM_S ran out (reported as an error)
 
 
-class WorkerFull(Exception):
+class Refused(Exception):
+    """A new stream was not admitted."""
+
+
+class ShuttingDown(Refused):
+    """The worker is draining its streams before it exits."""
+
+
+class WorkerFull(Refused):
     """This worker holds as many streams as it may (CHATAPP_MAX_STREAMS_PER_WORKER)."""
 
 
-class ClientBusy(Exception):
+class ClientBusy(Refused):
     """This client has as many streams open as it may (CHATAPP_MAX_STREAMS_PER_CLIENT)."""
+
+
+Release = Callable[[], None]
 
 
 class StreamRegistry:
@@ -74,7 +78,7 @@ class StreamRegistry:
         # heartbeats and deadlines for relays whose reads it wakes.
         self._tick_s = tick_s
         self._sweeper: threading.Thread | None = None
-        # Admission: streams admitted and not yet closed, in all and per client (0: no cap).
+        # Admission: streams admitted and not yet released, in all and per client (0: no cap).
         self._max_streams = max_streams
         self._max_per_client = max_per_client
         self._admitted = 0
@@ -83,21 +87,31 @@ class StreamRegistry:
     def __len__(self) -> int:
         return len(self._streams)
 
-    def admit(self, client: str) -> None:
-        """Count a new stream in, or refuse it: a full worker sheds load rather than slowing
-        every stream it holds. Each admit is paired with one `release`."""
+    def admit(self, client: str) -> Release:
+        """Count a new stream in, or refuse it: a full worker sheds load rather than slowing every
+        stream it holds. Returns the release to call once when its response closes (a second
+        call does nothing)."""
+        if self.draining:
+            raise ShuttingDown
         if self._max_streams and self._admitted >= self._max_streams:
             raise WorkerFull
         if self._max_per_client and self._per_client[client] >= self._max_per_client:
             raise ClientBusy
         self._admitted += 1
         self._per_client[client] += 1
+        released = False
 
-    def release(self, client: str) -> None:
-        self._admitted -= 1
-        self._per_client[client] -= 1
-        if self._per_client[client] <= 0:
-            del self._per_client[client]
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self._admitted -= 1
+            self._per_client[client] -= 1
+            if self._per_client[client] <= 0:
+                del self._per_client[client]
+
+        return release
 
     def add(self, stream: LiveStream) -> None:
         self._streams[stream.stream_id] = stream
@@ -110,7 +124,10 @@ class StreamRegistry:
         if self._streams.get(stream.stream_id) is stream:
             del self._streams[stream.stream_id]
 
-    def cancel(self, stream_id: str, cause: str = Cause.STOPPED) -> bool:
+    def is_running(self, stream_id: str) -> bool:
+        return stream_id in self._streams
+
+    def cancel(self, stream_id: str, cause: Cause = Cause.STOPPED) -> bool:
         """Cancel a running stream; False when no stream with that id runs in this process."""
         stream = self._streams.get(stream_id)
         if stream is None:
@@ -118,14 +135,15 @@ class StreamRegistry:
         stream.cancel(cause)
         return True
 
-    def cancel_all(self, cause: str) -> int:
+    def cancel_all(self, cause: Cause) -> int:
         streams = list(self._streams.values())
         for stream in streams:
             stream.cancel(cause)
         return len(streams)
 
     def drain(self, deadline: float) -> int:
-        """Let running streams finish until `deadline` (monotonic), then cancel the rest."""
+        """Admit no more; let running streams finish until `deadline` (monotonic), then cancel
+        the rest. Returns how many were cancelled."""
         self.draining = True
         while self._streams and time.monotonic() < deadline:
             time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
@@ -150,88 +168,3 @@ class StreamRegistry:
                     stream.hang_up()
                 else:
                     stream.wake_if_due(now)
-
-
-def watch_for_disconnect(
-    client: socket.socket | None, on_disconnect: Callable[[], None]
-) -> Callable[[], None] | None:
-    """Call `on_disconnect` as soon as the client closes its connection; returns a stop function."""
-    if client is None or not gevent_patched():
-        return None
-    import gevent
-
-    watcher = gevent.spawn(_wait_for_eof, client, on_disconnect)
-    return lambda: watcher.kill(block=False)
-
-
-def _wait_for_eof(client: socket.socket, on_disconnect: Callable[[], None]) -> None:
-    from gevent.socket import wait_read
-
-    try:
-        # A separate watcher on the fd, so the response's own writes are not disturbed.
-        wait_read(client.fileno())
-        closed = client.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
-        closed = True  # reset by the peer, or already closed
-    # Data instead of EOF (a pipelined request) tells nothing; the next write will.
-    if closed:
-        on_disconnect()
-
-
-def current_greenlet() -> object | None:
-    """The running greenlet under gevent, which `interrupt` can stop; None under real threads."""
-    if not gevent_patched():
-        return None
-    import gevent
-
-    return gevent.getcurrent()
-
-
-def interrupt(greenlet: object) -> None:
-    """Raise GreenletExit in `greenlet` wherever it is blocked (asynchronously)."""
-    import gevent
-
-    gevent.kill(greenlet)  # schedules GreenletExit; never blocks the caller
-
-
-def wake_read(greenlet: object, still_due: Callable[[], bool]) -> None:
-    """Raise ReadWake in `greenlet`, blocked in a read, if `still_due()` when the hub gets to it.
-
-    From the hub, as gevent's own Timeout does: a greenlet that threw directly into another
-    would never be switched back to. The check runs at that moment, not now, because by then the
-    read may have returned and the greenlet be blocked in a write, which must not be interrupted.
-    """
-    import gevent
-
-    def throw() -> None:
-        if still_due() and not greenlet.dead:  # type: ignore[attr-defined]
-            greenlet.throw(ReadWake())  # type: ignore[attr-defined]
-
-    gevent.get_hub().loop.run_callback(throw)
-
-
-@functools.cache
-def gevent_patched() -> bool:
-    """True in a gunicorn gevent worker (patched after fork, before the app is imported)."""
-    from gevent import monkey
-
-    return monkey.is_module_patched("socket")
-
-
-def drain_on_worker_exit(worker: Any, registry: StreamRegistry) -> None:
-    """Called from gunicorn's post_worker_init: when the worker is told to exit (SIGTERM),
-    let running streams finish within graceful_timeout, then end the rest with
-    `done`/`cancelled` so that none is cut off mid-event and every upstream is closed."""
-
-    def watch() -> None:
-        while worker.alive:
-            time.sleep(0.1)
-        # gunicorn checks every second and kills what is left at graceful_timeout: end first.
-        deadline = time.monotonic() + max(worker.cfg.graceful_timeout - 1.5, 0)
-        if registry:
-            log.info("worker exiting: %d streams running", len(registry))
-        cancelled = registry.drain(deadline)
-        if cancelled:
-            log.info("worker exiting: cancelled %d streams", cancelled)
-
-    threading.Thread(target=watch, name="drain-on-exit", daemon=True).start()

@@ -1,4 +1,10 @@
-"""Shared fixtures: the app in-process, the fake upstream, and chatapp under real gunicorn."""
+"""Shared fixtures: the app in-process, the fake upstream, and chatapp under real gunicorn.
+
+`chatapp_server(upstream, workers=1, **env)` gives chatapp under gunicorn with those settings,
+started on first use and shared by every test that asks for the same settings; all of them are
+stopped when the session ends. A test that needs a server of its own (restarts, signals, state
+that must start empty) builds a `harness.gunicorn.GunicornServer` itself.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from chatapp import create_app
+from harness.gunicorn import GunicornServer
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.gunicorn_runner import GunicornServer
 
 # A fake key with a recognisable shape: tests assert it never shows up where it must not.
 FAKE_API_KEY = "sk-test-chatapp-0123456789abcdef"
@@ -53,8 +59,44 @@ def upstream_env(upstream: FakeUpstream, **extra: str) -> dict[str, str]:
     }
 
 
+class ChatappServers:
+    """chatapp under gunicorn, one server per combination of settings, kept running until `stop_all()`."""
+
+    def __init__(self) -> None:
+        self._running: dict[tuple[int, tuple[tuple[str, str], ...]], GunicornServer] = {}
+
+    def __call__(
+        self, upstream: FakeUpstream | None = None, *, workers: int = 1, **env: str
+    ) -> GunicornServer:
+        """chatapp in front of `upstream` (with `upstream_env`'s settings), or with `env` alone when
+        there is none (no settings at all: the offline demo, as the README runs it)."""
+        settings = upstream_env(upstream, **env) if upstream is not None else env
+        key = (workers, tuple(sorted(settings.items())))
+        server = self._running.get(key)
+        if server is None or server.process is None or server.process.poll() is not None:
+            server = self._running[key] = GunicornServer(settings, workers=workers).start()
+        return server
+
+    def retire(self, server: GunicornServer) -> None:
+        """Stop a server before the session ends (one whose settings no other test will ask for)."""
+        self._running = {key: s for key, s in self._running.items() if s is not server}
+        server.stop()
+
+    def stop_all(self) -> None:
+        for server in self._running.values():
+            server.stop()
+        self._running.clear()
+
+
 @pytest.fixture(scope="session")
-def gunicorn_app(upstream: FakeUpstream) -> Iterator[GunicornServer]:
+def chatapp_server() -> Iterator[ChatappServers]:
+    """`chatapp_server(upstream, workers=1, **env)`: chatapp under gunicorn with these settings."""
+    servers = ChatappServers()
+    yield servers
+    servers.stop_all()
+
+
+@pytest.fixture
+def gunicorn_app(chatapp_server: ChatappServers, upstream: FakeUpstream) -> GunicornServer:
     """chatapp under `gunicorn -c gunicorn.conf.py wsgi:app`, one gevent worker, on the fake upstream."""
-    with GunicornServer(upstream_env(upstream)) as server:
-        yield server
+    return chatapp_server(upstream)

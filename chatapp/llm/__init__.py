@@ -1,17 +1,14 @@
-"""The model side: one small interface (`base.py`) and one module per backend."""
+"""The model side: one small interface (`base.py`) and one module per backend.
 
-from __future__ import annotations
+`demo_backend.py` is the offline model. `openai_backend.py` sends the request
+through the official SDK (whose exceptions `openai_errors.py` maps) and reads
+the stream in layers, each in its own module: `upstream_body.py` takes the
+body over from httpx (the one place that touches its internals), undoing the
+HTTP/1.1 chunked coding with `transfer_decoding.py`; `sse_lines.py` splits the
+text/event-stream into events; `completion_events.py` turns OpenAI's chunks
+into the events of `base.py`.
 
-from ..config import Settings
-from .base import Backend
-
-
-def make_backend(settings: Settings) -> Backend:
-    """The backend the settings name. Imported lazily so the demo never loads the SDK."""
-    if settings.backend == "openai":
-        from .openai_backend import OpenAIBackend
-
-        return OpenAIBackend(settings)
-    from .demo_backend import DemoBackend
-
-    return DemoBackend(settings)
+Nothing here imports the rest of chatapp, only the standard library, the SDK,
+its HTTP stack and orjson (tests/unit/test_layering.py checks it): the web
+side configures a backend with plain values (`chatapp/backends.py`).
+"""

@@ -1,4 +1,4 @@
-"""What every model backend speaks: the events it yields and the errors it raises.
+"""What every model backend speaks: the request it takes, the events it yields, the errors it raises.
 
 A backend turns a `ChatRequest` into a `ModelStream` of small frozen events
 that knows nothing of HTTP or SSE. Creating the stream does no I/O; `open()`
@@ -14,14 +14,63 @@ must end the upstream request at once; a `read` it interrupts returns `[]`.
 Reading with a timeout, instead of iterating, is what lets the response's own
 greenlet read the model and still send heartbeats while the model is silent:
 no second greenlet and no queue between them on the per-token path.
+
+This is the model side's own vocabulary: why a model ended (`StopReason`) and
+how the model side failed (`FailureKind`). The wire's finish reasons and error
+codes are the web side's, which maps these onto them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
-from ..validation import ChatRequest
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    messages: tuple[Message, ...]
+    model: str
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+class StopReason(StrEnum):
+    """Why the model itself ended an answer."""
+
+    STOP = "stop"
+    LENGTH = "length"
+
+
+class FailureKind(StrEnum):
+    """How the model side can fail; each becomes one stable error code on the wire."""
+
+    AUTH = "auth"
+    PERMISSION = "permission"
+    RATE_LIMITED = "rate_limited"
+    BAD_REQUEST = "bad_request"
+    NOT_FOUND = "not_found"
+    TIMEOUT = "timeout"
+    UNREACHABLE = "unreachable"
+    DISCONNECTED = "disconnected"
+    SERVER_ERROR = "server_error"
+    MALFORMED = "malformed"
+    INCOMPLETE = "incomplete"
+
+
+class UpstreamError(Exception):
+    """The model side failed; `message` is written for the person using the chat."""
+
+    def __init__(self, kind: FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,49 +94,21 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    reason: str  # FinishReason.STOP or FinishReason.LENGTH
+    reason: StopReason
 
 
 BackendEvent = TextDelta | ReasoningDelta | Usage | Finish
 
 
-class FinishReason:
-    """The finish reasons of the `done` event (docs/api.md)."""
-
-    STOP = "stop"
-    LENGTH = "length"
-    CANCELLED = "cancelled"
-    ERROR = "error"
-
-
-class UpstreamCode:
-    """Stable codes of the `error` event, one per way the model side can fail."""
-
-    AUTH = "upstream_auth"
-    PERMISSION = "upstream_permission"
-    RATE_LIMITED = "upstream_rate_limited"
-    BAD_REQUEST = "upstream_bad_request"
-    NOT_FOUND = "upstream_not_found"
-    TIMEOUT = "upstream_timeout"
-    UNREACHABLE = "upstream_unreachable"
-    DISCONNECTED = "upstream_disconnected"
-    SERVER_ERROR = "upstream_server_error"
-    MALFORMED = "upstream_malformed"
-    INCOMPLETE = "upstream_incomplete"
-    INTERNAL = "internal_error"
-
-
-class UpstreamError(Exception):
-    """The model side failed; `message` is written for the person using the chat."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class ModelStream(Protocol):
     model: str
+    """The model that was asked for."""
+
+    @property
+    def served_model(self) -> str | None:
+        """The model the upstream says answered (a server may answer any name with its own);
+        None until it has said so."""
+        ...
 
     def open(self) -> None: ...
 
@@ -98,3 +119,7 @@ class ModelStream(Protocol):
 
 class Backend(Protocol):
     def stream(self, request: ChatRequest) -> ModelStream: ...
+
+    def list_models(self) -> list[str]:
+        """The names of the models the server offers (it may raise when it cannot say)."""
+        ...

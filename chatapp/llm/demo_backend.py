@@ -16,9 +16,10 @@ import re
 import threading
 import time
 
-from ..config import DEMO_MODEL, Settings
-from ..validation import ChatRequest
-from .base import BackendEvent, Finish, FinishReason, TextDelta, Usage
+from .base import BackendEvent, ChatRequest, Finish, StopReason, TextDelta, Usage
+
+# The name the demo answers as, and the default CHATAPP_MODEL when the demo is the backend.
+DEMO_MODEL = "chatapp-demo"
 
 _TOKEN = re.compile(r"\s*\S{1,8}|\s+")
 
@@ -73,12 +74,13 @@ def tokenize(text: str) -> list[str]:
 class DemoStream:
     def __init__(self, request: ChatRequest, tokens_per_s: float, first_token_s: float) -> None:
         self.model = DEMO_MODEL
+        self.served_model: str | None = DEMO_MODEL
         self._request = request
         self._interval = 1.0 / tokens_per_s
         self._first_token_s = first_token_s
         self._closed = threading.Event()
         self._tokens: list[str] = []
-        self._finish = FinishReason.STOP
+        self._finish = StopReason.STOP
         self._next = 0  # index of the next token to send
         self._start = 0.0
         self._ended = False
@@ -87,7 +89,7 @@ class DemoStream:
         tokens = tokenize(compose_answer(self._request))
         limit = self._request.max_tokens
         if limit is not None and limit < len(tokens):
-            tokens, self._finish = tokens[:limit], FinishReason.LENGTH
+            tokens, self._finish = tokens[:limit], StopReason.LENGTH
         self._tokens = tokens
         # An absolute schedule, so pacing does not drift with the consumer's speed.
         self._start = time.monotonic() + self._first_token_s
@@ -119,9 +121,14 @@ class DemoStream:
 
 
 class DemoBackend:
-    def __init__(self, settings: Settings) -> None:
-        self._tokens_per_s = settings.demo_tokens_per_s
-        self._first_token_s = settings.demo_first_token_s
+    """Answers `tokens_per_s` tokens a second, the first after `first_token_s`."""
+
+    def __init__(self, tokens_per_s: float, first_token_s: float) -> None:
+        self._tokens_per_s = tokens_per_s
+        self._first_token_s = first_token_s
 
     def stream(self, request: ChatRequest) -> DemoStream:
         return DemoStream(request, self._tokens_per_s, self._first_token_s)
+
+    def list_models(self) -> list[str]:
+        return [DEMO_MODEL]

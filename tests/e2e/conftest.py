@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import upstream_env
+from harness.gunicorn import GunicornServer
+from tests.conftest import ChatappServers
 from tests.support.fake_upstream import Behaviour, FakeUpstream
-from tests.support.gunicorn_runner import GunicornServer
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
@@ -44,23 +44,26 @@ class ChatServer:
 
 
 @pytest.fixture
-def chat_server(upstream: FakeUpstream) -> Iterator[Callable[..., ChatServer]]:
+def chat_server(
+    chatapp_server: ChatappServers, upstream: FakeUpstream
+) -> Iterator[Callable[..., ChatServer]]:
     """Start chatapp under gunicorn whose default model answers with the given behaviour.
 
     The page sends no model name, so each test gets a server of its own whose
-    CHATAPP_MODEL is a model registered for it on the fake upstream.
+    CHATAPP_MODEL is a model registered for it on the fake upstream; no other test
+    asks for those settings, so it is stopped when the test ends.
     """
     started: list[GunicornServer] = []
 
     def start(behaviour: Behaviour | None = None, **env: str) -> ChatServer:
         model = upstream.model(behaviour or Behaviour(), name="page")
-        server = GunicornServer(upstream_env(upstream, CHATAPP_MODEL=model, **env)).start()
+        server = chatapp_server(upstream, CHATAPP_MODEL=model, **env)
         started.append(server)
         return ChatServer(server, model)
 
     yield start
     for server in started:
-        server.stop()
+        chatapp_server.retire(server)
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 import trustme
 
-from tests.conftest import upstream_env
+from harness.gunicorn import GunicornServer
+from tests.conftest import ChatappServers
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.gunicorn_runner import GunicornServer
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +33,12 @@ def tls_upstream(ca_file: tuple[trustme.CA, str]) -> Iterator[FakeUpstream]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def tls_app(tls_upstream: FakeUpstream, ca_file: tuple[trustme.CA, str]) -> Iterator[GunicornServer]:
+@pytest.fixture
+def tls_app(
+    chatapp_server: ChatappServers, tls_upstream: FakeUpstream, ca_file: tuple[trustme.CA, str]
+) -> GunicornServer:
     # SSL_CERT_FILE: httpx trusts the test CA, as an operator would point it at a private CA.
-    with GunicornServer({**upstream_env(tls_upstream), "SSL_CERT_FILE": ca_file[1]}) as server:
-        yield server
+    return chatapp_server(tls_upstream, SSL_CERT_FILE=ca_file[1])
 
 
 @pytest.fixture(params=["http", "https"])

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.support.gunicorn_runner import ROOT
+from harness.processes import ROOT
 
 
 def test_bench_smoke_run(tmp_path):

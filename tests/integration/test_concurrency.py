@@ -3,18 +3,10 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-from tests.conftest import upstream_env
 from tests.support.fake_upstream import Behaviour
-from tests.support.gunicorn_runner import GunicornServer
-from tests.support.sse_client import post_chat
+from tests.support.sse_client import ask, post_chat
 
 TRICKLE = Behaviour(tokens=tuple(f" t{i}" for i in range(20)), token_interval_s=0.05)
-
-
-def ask(model):
-    return {"messages": [{"role": "user", "content": "hi"}], "model": model}
 
 
 def test_100_concurrent_streams_in_one_worker_overlap_and_all_complete(gunicorn_app, upstream):
@@ -45,13 +37,8 @@ def test_client_disconnect_mid_stream_closes_the_upstream_within_2_s(gunicorn_ap
     assert record.ended_at - hung_up < 2.0
 
 
-@pytest.fixture(scope="module")
-def fast_heartbeat_app(upstream):
-    with GunicornServer(upstream_env(upstream, CHATAPP_HEARTBEAT_S="0.2")) as server:
-        yield server
-
-
-def test_heartbeats_flow_while_the_upstream_is_silent(fast_heartbeat_app, upstream):
+def test_heartbeats_flow_while_the_upstream_is_silent(chatapp_server, upstream):
+    fast_heartbeat_app = chatapp_server(upstream, CHATAPP_HEARTBEAT_S="0.2")
     model = upstream.model(Behaviour(silent=True))
     result = post_chat(
         fast_heartbeat_app.url, ask(model), stop_when=lambda r: r.body.count(b": keep-alive") >= 5

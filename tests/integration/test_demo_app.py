@@ -2,18 +2,16 @@
 
 import pytest
 
-from tests.support.gunicorn_runner import GunicornServer
-from tests.support.sse_client import post_chat
+from tests.support.sse_client import ask, post_chat
 
 
-@pytest.fixture(scope="module")
-def demo_app():
-    with GunicornServer() as server:  # no OPENAI_* or CHATAPP_* variables at all
-        yield server
+@pytest.fixture
+def demo_app(chatapp_server):
+    return chatapp_server()  # no OPENAI_* or CHATAPP_* variables at all
 
 
 def test_the_demo_model_streams_within_a_second(demo_app):
-    result = post_chat(demo_app.url, {"messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    result = post_chat(demo_app.url, ask(), timeout=30)
     assert result.status == 200
     assert result.first_byte_at - result.opened_at < 1.0
     assert result.events[0].event == "start"
@@ -25,7 +23,7 @@ def test_the_demo_model_streams_within_a_second(demo_app):
 
 
 def test_the_demo_tokens_arrive_over_time_not_all_at_once(demo_app):
-    result = post_chat(demo_app.url, {"messages": [{"role": "user", "content": "pace"}], "max_tokens": 30})
+    result = post_chat(demo_app.url, ask(content="pace", max_tokens=30))
     tokens = result.named("token")
     assert len(tokens) == 30
     assert tokens[-1].at - tokens[0].at > 0.5  # about 30 tokens/s

@@ -5,16 +5,13 @@ import json
 
 import pytest
 
+from harness.gunicorn import GunicornServer
+from harness.processes import free_port
 from tests.conftest import upstream_env
 from tests.support.fake_upstream import Behaviour
-from tests.support.gunicorn_runner import GunicornServer
-from tests.support.sse_client import post_chat
+from tests.support.sse_client import ask, post_chat
 
 CONTRACT_ORDER = ["start", "reasoning", "token", "usage", "error", "done"]
-
-
-def ask(model, content="hi"):
-    return {"messages": [{"role": "user", "content": content}], "model": model}
 
 
 def assert_contract_order(names):
@@ -201,15 +198,10 @@ def test_each_upstream_failure_is_error_then_done_error(gunicorn_app, upstream, 
     ],
     ids=["refused", "dns", "tls"],
 )
-def test_an_unreachable_upstream_is_an_error_event(upstream, base_url, hint):
-    from tests.support.gunicorn_runner import free_port
-
+def test_an_unreachable_upstream_is_an_error_event(chatapp_server, upstream, base_url, hint):
     url = base_url.format(free=free_port(), upstream=upstream.port)
-    server = GunicornServer({"OPENAI_BASE_URL": url, "CHATAPP_UPSTREAM_MAX_RETRIES": "0"}).start()
-    try:
-        result = post_chat(server.url, ask("any"), timeout=15)
-    finally:
-        server.stop()
+    server = chatapp_server(OPENAI_BASE_URL=url, CHATAPP_UPSTREAM_MAX_RETRIES="0")
+    result = post_chat(server.url, ask("any"), timeout=15)
     assert result.names == ["start", "error", "done"]
     error = result.named("error")[0].json()
     assert error["code"] == "upstream_unreachable"
@@ -220,7 +212,7 @@ def test_body_over_the_limit_without_content_length_is_413(gunicorn_app):
     """Chunked uploads have no Content-Length to check up front; the limit still holds."""
     host, port = gunicorn_app.url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    body = json.dumps({"messages": [{"role": "user", "content": "x" * 2_000_000}]}).encode()
+    body = json.dumps(ask(content="x" * 2_000_000)).encode()
     conn.request(
         "POST",
         "/api/chat",
@@ -236,7 +228,7 @@ def test_body_over_the_limit_without_content_length_is_413(gunicorn_app):
 
 def test_invalid_requests_make_no_upstream_call(gunicorn_app, upstream):
     model = upstream.model()
-    result = post_chat(gunicorn_app.url, {"messages": [{"role": "user", "content": ""}], "model": model})
+    result = post_chat(gunicorn_app.url, ask(model, ""))
     assert result.status == 400
     assert result.error_json()["error"]["code"] == "empty_message"
     assert upstream.requests_for(model) == []

@@ -4,7 +4,7 @@ import urllib.request
 
 from tests.conftest import FAKE_API_KEY
 from tests.support.fake_upstream import Behaviour
-from tests.support.sse_client import post_chat
+from tests.support.sse_client import ask, post_chat
 
 
 def test_the_api_key_reaches_neither_the_browser_nor_the_log(gunicorn_app, upstream):
@@ -15,10 +15,7 @@ def test_the_api_key_reaches_neither_the_browser_nor_the_log(gunicorn_app, upstr
         for b in (Behaviour(), Behaviour(status=401), Behaviour(status=400), Behaviour(drop_after=2))
     ]
     secret_words = "my bank PIN is 4921 and my diagnosis is private"
-    streams = [
-        post_chat(gunicorn_app.url, {"messages": [{"role": "user", "content": secret_words}], "model": model})
-        for model in models
-    ]
+    streams = [post_chat(gunicorn_app.url, ask(model, secret_words)) for model in models]
     assert all(s.done is not None for s in streams)
     assert FAKE_API_KEY not in page
     assert all(FAKE_API_KEY.encode() not in s.body for s in streams)

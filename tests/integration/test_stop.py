@@ -15,17 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from harness.gunicorn import GunicornServer
 from tests.conftest import upstream_env
 from tests.support.fake_upstream import Behaviour
-from tests.support.gunicorn_runner import GunicornServer
-from tests.support.sse_client import post_chat
+from tests.support.sse_client import ask, post_chat
 from tests.support.waiting import wait_until
 
 LONG = tuple(f" w{i}" for i in range(2000))
-
-
-def ask(model):
-    return {"messages": [{"role": "user", "content": "hi"}], "model": model}
 
 
 def assert_upstream_closed_soon(upstream, model, hung_up_at, within_s):
@@ -99,21 +95,17 @@ def test_stop_endpoint_with_an_unknown_id_is_404(gunicorn_app):
     assert body["error"]["code"] == "stream_not_found"
 
 
-@pytest.fixture(scope="module")
-def strict_app(upstream):
-    env = upstream_env(
-        upstream,
-        CHATAPP_UPSTREAM_IDLE_S="0.5",
-        CHATAPP_WRITE_TIMEOUT_S="1",
-        CHATAPP_MAX_STREAM_S="3",
-        CHATAPP_HEARTBEAT_S="0.2",
-        CHATAPP_DEBUG_STATS="1",
-    )
-    with GunicornServer(env) as server:
-        yield server
+STRICT = {
+    "CHATAPP_UPSTREAM_IDLE_S": "0.5",
+    "CHATAPP_WRITE_TIMEOUT_S": "1",
+    "CHATAPP_MAX_STREAM_S": "3",
+    "CHATAPP_HEARTBEAT_S": "0.2",
+    "CHATAPP_DEBUG_STATS": "1",
+}
 
 
-def test_a_silent_upstream_is_cut_after_the_idle_timeout(strict_app, upstream):
+def test_a_silent_upstream_is_cut_after_the_idle_timeout(chatapp_server, upstream):
+    strict_app = chatapp_server(upstream, **STRICT)
     model = upstream.model(Behaviour(first_token_delay_s=5))
     started = time.monotonic()
     result = post_chat(strict_app.url, ask(model))
@@ -123,7 +115,8 @@ def test_a_silent_upstream_is_cut_after_the_idle_timeout(strict_app, upstream):
     assert result.done == {"finish_reason": "error"}
 
 
-def test_a_stream_over_the_total_cap_is_cut(strict_app, upstream):
+def test_a_stream_over_the_total_cap_is_cut(chatapp_server, upstream):
+    strict_app = chatapp_server(upstream, **STRICT)
     model = upstream.model(Behaviour(tokens=LONG, token_interval_s=0.1))
     result = post_chat(strict_app.url, ask(model))
     assert 2.5 < result.closed_at - result.opened_at < 5
@@ -131,7 +124,8 @@ def test_a_stream_over_the_total_cap_is_cut(strict_app, upstream):
     assert result.done == {"finish_reason": "error"}
 
 
-def test_a_client_that_stops_reading_is_cut_after_the_write_timeout(strict_app, upstream):
+def test_a_client_that_stops_reading_is_cut_after_the_write_timeout(chatapp_server, upstream):
+    strict_app = chatapp_server(upstream, **STRICT)
     model = upstream.model(Behaviour(tokens=tuple("x" * 200 for _ in range(50_000))))
     client = socket.create_connection(("127.0.0.1", strict_app.port))
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -161,17 +155,15 @@ def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-@pytest.fixture(scope="module")
-def stats_app(upstream):
-    with GunicornServer(upstream_env(upstream, CHATAPP_DEBUG_STATS="1")) as server:
-        yield server
-
-
-def test_200_streams_aborted_at_random_moments_leave_nothing_behind(stats_app, upstream):
+def test_200_streams_aborted_at_random_moments_leave_nothing_behind(chatapp_server, upstream):
+    stats_app = chatapp_server(upstream, CHATAPP_DEBUG_STATS="1")
     (worker,) = stats_app.worker_pids()
     model = upstream.model(Behaviour(tokens=LONG, first_token_delay_s=0.2, token_interval_s=0.02))
-    post_chat(stats_app.url, ask(upstream.model()))  # warm up: the SDK client and its pool exist
-    time.sleep(0.5)
+    warm_up = upstream.model()
+    post_chat(stats_app.url, ask(warm_up))  # warm up: the SDK client and its pool exist
+    # The baseline is taken once the warm-up stream has ended on both sides.
+    assert upstream.wait_for_request(warm_up).ended.wait(5)
+    assert wait_until(lambda: worker_stats(stats_app)["streams"] == 0, 5)
     fds_before, greenlets_before = open_fds(worker), worker_stats(stats_app)["greenlets"]
 
     rng = random.Random(7)
@@ -192,8 +184,9 @@ def test_200_streams_aborted_at_random_moments_leave_nothing_behind(stats_app, u
                 )
             return found and time.monotonic() - found[0].opened_at > delay
 
-        body = {"messages": [{"role": "user", "content": f"stream {i}"}], "model": model}
-        return post_chat(stats_app.url, body, timeout=30, hang_up_when=upstream_has_had_it_for_delay)
+        return post_chat(
+            stats_app.url, ask(model, f"stream {i}"), timeout=30, hang_up_when=upstream_has_had_it_for_delay
+        )
 
     with ThreadPoolExecutor(max_workers=200) as pool:
         results = list(pool.map(abort_at_random, range(200)))

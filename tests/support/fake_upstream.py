@@ -1,8 +1,9 @@
 """A local OpenAI-compatible server for the tests: real HTTP on 127.0.0.1, scripted misbehaviour.
 
-It streams `POST /v1/chat/completions` exactly as OpenAI does (a role chunk,
-content deltas, a finish chunk, a usage chunk with empty `choices` when
-`stream_options.include_usage` is asked, then `data: [DONE]`), over HTTP/1.1
+It streams `POST /v1/chat/completions` exactly as OpenAI does (the chunks of
+harness/openai_chunks.py: a role chunk, content deltas, a finish chunk, a usage
+chunk with empty `choices` when `stream_options.include_usage` is asked, then
+`data: [DONE]`), over HTTP/1.1
 chunked encoding with TCP_NODELAY, so each write reaches the client as its own
 segment. Each test registers a `Behaviour` and gets a model name to request:
 the upstream answers that model with that behaviour, so tests running side by
@@ -27,6 +28,8 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from harness.openai_chunks import DONE, CompletionChunks
 
 DEFAULT_TOKENS = (
     "Hello",
@@ -83,6 +86,8 @@ class Behaviour:
     # end of the body is the end of the connection); gzip compresses it, each event flushed.
     framing: str = "chunked"
     gzip: bool = False
+    # The model the chunks say answered, when not the one asked for (llama.cpp's server names its own).
+    served_model: str | None = None
 
     @property
     def text(self) -> str:
@@ -275,11 +280,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop(record)
             return
 
-        model = body.get("model", "")
-        self._event(b, _chunk(model, {"role": "assistant", "content": ""}))
+        chunks = CompletionChunks(b.served_model or str(body.get("model", "")))
+        self._event(b, chunks.role())
         self._wait(b.first_token_delay_s)
         for text in b.reasoning:
-            self._event(b, _chunk(model, {"reasoning_content": text}))
+            self._event(b, chunks.reasoning(text))
             self._wait(b.token_interval_s)
         for i, text in enumerate(b.tokens):
             if i == b.drop_after:
@@ -292,22 +297,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if i:
                 self._wait(b.token_interval_s)
-            self._event(b, _chunk(model, {"content": text}))
-        self._event(b, _chunk(model, {}, finish_reason=b.finish_reason))
+            self._event(b, chunks.content(text))
+        self._event(b, chunks.finish(b.finish_reason))
         if (body.get("stream_options") or {}).get("include_usage"):
-            completion = len(b.tokens) + len(b.reasoning)
             prompt = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
-            usage = {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            }
-            self._event(b, {**_chunk(model, {}), "choices": [], "usage": usage})
-        self._write(b"data: [DONE]\n\n")
+            self._event(b, chunks.usage(prompt, len(b.tokens) + len(b.reasoning)))
+        self._write(DONE)
         self._end_body(record)
 
-    def _event(self, b: Behaviour, chunk: dict) -> None:
-        frame = f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+    def _event(self, b: Behaviour, frame: bytes) -> None:
         if b.split_utf8:
             cuts = [i for i in range(1, len(frame)) if frame[i] & 0xC0 == 0x80]  # inside a character
             self._write_pieces(frame, cuts[::2] or [len(frame) // 2])
@@ -373,17 +371,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
-
-
-def _chunk(model: str, delta: dict, finish_reason: str | None = None) -> dict:
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "system_fingerprint": None,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-    }
 
 
 def _error_body(message: str, code: str | None) -> dict:

@@ -4,7 +4,8 @@
 line ending split across reads, comments, several `data:` lines joined with
 "\\n", dispatch on a blank line) and decodes UTF-8 incrementally, so a
 character split between reads is decoded whole. `post_chat` records when each
-event arrived, which lets tests check streaming, ordering and overlap.
+event arrived, which lets tests check streaming, ordering and overlap; `ask`
+builds the body it posts.
 """
 
 from __future__ import annotations
@@ -113,6 +114,15 @@ class StreamResult:
         return json.loads(self.body)
 
 
+def ask(model: str | None = None, content: str = "hi", **options: object) -> dict:
+    """The body of `POST /api/chat` for one user message: to `model` (the server's default when
+    None), with `options` such as `max_tokens` as they are."""
+    body: dict = {"messages": [{"role": "user", "content": content}], **options}
+    if model is not None:
+        body["model"] = model
+    return body
+
+
 def post_chat(
     base_url: str,
     body: dict | bytes,
@@ -121,16 +131,16 @@ def post_chat(
     headers: dict[str, str] | None = None,
     stop_when: Callable[[StreamResult], bool] | None = None,
     hang_up_when: Callable[[], bool] | None = None,
+    path: str = "/api/chat",
 ) -> StreamResult:
-    """POST to /api/chat and read the whole answer, or hang up early: when `stop_when(result)`
-    says so after a read, or when `hang_up_when()` turns true (polled, for silent streams)."""
+    """POST to `path` (an endpoint that streams an answer) and read the whole answer, or hang up
+    early: when `stop_when(result)` says so after a read, or when `hang_up_when()` turns true
+    (polled, for silent streams)."""
     host, port = base_url.removeprefix("http://").split(":")
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     opened = time.monotonic()
-    conn.request(
-        "POST", "/api/chat", body=payload, headers={"Content-Type": "application/json", **(headers or {})}
-    )
+    conn.request("POST", path, body=payload, headers={"Content-Type": "application/json", **(headers or {})})
     sock = conn.sock
     response = conn.getresponse()
     result = StreamResult(

@@ -27,7 +27,8 @@ def test_without_a_session_the_api_is_401_and_the_page_asks_for_the_token(privat
     assert page.status_code == 302
     assert page.headers["Location"].endswith("/sign-in")
     assert private.get("/healthz").status_code == 200
-    assert private.get("/static/css/chat.css").status_code == 200
+    with private.get("/static/css/chat.css") as stylesheet:  # closed: a file response holds the file open
+        assert stylesheet.status_code == 200
 
 
 def test_a_wrong_token_is_refused(private):

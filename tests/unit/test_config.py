@@ -50,13 +50,23 @@ def test_zero_retries_is_allowed():
     assert Settings.from_env({"CHATAPP_UPSTREAM_MAX_RETRIES": "0"}).upstream_max_retries == 0
 
 
+def unset(monkeypatch, *names):
+    """Take variables out of the environment, so that a value the code under test puts there is
+    undone after the test too (`monkeypatch.delenv` records nothing for a variable that was not set)."""
+    for name in names:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
 def test_a_dotenv_file_is_honoured_without_overriding_the_environment(tmp_path, monkeypatch):
+    """Loading `.env` writes CHATAPP_MODEL into the process environment: monkeypatch undoes it, so
+    later tests (and the servers they start) do not inherit it."""
     (tmp_path / ".env").write_text("CHATAPP_MODEL=from-dotenv\nCHATAPP_HEARTBEAT_S=5\n")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CHATAPP_MODEL", raising=False)
+    unset(
+        monkeypatch, "CHATAPP_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "CHATAPP_BACKEND", "CHATAPP_MODELS"
+    )
     monkeypatch.setenv("CHATAPP_HEARTBEAT_S", "7")
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "CHATAPP_BACKEND", "CHATAPP_MODELS"):
-        monkeypatch.delenv(name, raising=False)
     settings = Settings.from_env()
     assert settings.model == "from-dotenv"
     assert settings.heartbeat_s == 7.0

@@ -4,10 +4,8 @@ import re
 import threading
 import time
 
-from chatapp.config import DEMO_MODEL, Settings
-from chatapp.llm.base import Finish, TextDelta, Usage
-from chatapp.llm.demo_backend import DemoBackend, compose_answer
-from chatapp.validation import ChatRequest, Message
+from chatapp.llm.base import ChatRequest, Finish, Message, TextDelta, Usage
+from chatapp.llm.demo_backend import DEMO_MODEL, DemoBackend, compose_answer
 
 
 def ask(text, *, max_tokens=None, history=()):
@@ -15,7 +13,7 @@ def ask(text, *, max_tokens=None, history=()):
 
 
 def run(request, tokens_per_s=10_000.0, first_token_s=0.0):
-    backend = DemoBackend(Settings(demo_tokens_per_s=tokens_per_s, demo_first_token_s=first_token_s))
+    backend = DemoBackend(tokens_per_s, first_token_s)
     return read_all(backend.stream(request))
 
 
@@ -76,7 +74,7 @@ def test_paced_like_a_model():
 
 
 def test_close_ends_the_stream_at_once():
-    stream = DemoBackend(Settings(demo_tokens_per_s=1, demo_first_token_s=0)).stream(ask("hi"))
+    stream = DemoBackend(tokens_per_s=1, first_token_s=0).stream(ask("hi"))
     stream.open()
     assert stream.read(5.0)  # the first token is due at once
     threading.Timer(0.1, stream.close).start()
@@ -86,15 +84,20 @@ def test_close_ends_the_stream_at_once():
 
 
 def test_tokens_that_are_due_arrive_in_one_read():
-    stream = DemoBackend(Settings(demo_tokens_per_s=100, demo_first_token_s=0)).stream(ask("hi"))
+    stream = DemoBackend(tokens_per_s=100, first_token_s=0).stream(ask("hi"))
     stream.open()
     time.sleep(0.2)
     assert len(stream.read(1.0)) >= 15
 
 
 def test_a_read_returns_nothing_when_no_token_is_due_within_its_timeout():
-    stream = DemoBackend(Settings(demo_tokens_per_s=30, demo_first_token_s=1.0)).stream(ask("hi"))
+    stream = DemoBackend(tokens_per_s=30, first_token_s=1.0).stream(ask("hi"))
     stream.open()
     start = time.monotonic()
     assert stream.read(0.1) == []
     assert 0.09 <= time.monotonic() - start < 0.5
+
+
+def test_the_demo_answers_as_itself():
+    stream = DemoBackend(tokens_per_s=10_000, first_token_s=0).stream(ask("hi"))
+    assert stream.model == stream.served_model == DEMO_MODEL

@@ -5,10 +5,11 @@ import time
 
 import pytest
 
-from chatapp.llm.base import Finish, ReasoningDelta, TextDelta, UpstreamError, Usage
+from chatapp.llm.base import FailureKind, Finish, ReasoningDelta, TextDelta, UpstreamError, Usage
 from chatapp.relay import Relay, RelayLimits
 from chatapp.streams import StreamRegistry
 from tests.support.sse_client import SseDecoder
+from tests.support.waiting import wait_until
 
 
 class ScriptedStream:
@@ -16,6 +17,7 @@ class ScriptedStream:
     (numbers, in seconds), or an exception to raise. Past its end it is silent."""
 
     model = "scripted"
+    served_model = None
 
     def __init__(self, *script):
         self.script = list(script)
@@ -98,7 +100,7 @@ def test_heartbeats_flow_while_the_model_is_silent():
 
 
 def test_upstream_error_becomes_error_then_done_error():
-    stream = ScriptedStream(TextDelta("part"), UpstreamError("upstream_rate_limited", "slow down"))
+    stream = ScriptedStream(TextDelta("part"), UpstreamError(FailureKind.RATE_LIMITED, "slow down"))
     _, _, events, _ = relay_all(stream)
     assert [e.event for e in events] == ["start", "token", "error", "done"]
     assert events[2].json() == {"code": "upstream_rate_limited", "message": "slow down"}
@@ -176,8 +178,8 @@ def test_a_model_faster_than_the_client_is_read_only_as_the_client_reads():
     frames = Relay(stream, RelayLimits()).frames()
     next(frames)  # the client reads the start and one batch of tokens, then stops reading
     next(frames)
-    time.sleep(0.3)
-    assert stream.reads <= 3
+    # A relay that read ahead would have read the rest of the script by now.
+    assert not wait_until(lambda: stream.reads > 3, timeout=0.3)
     frames.close()
     assert stream.closed.is_set()
 
@@ -185,7 +187,7 @@ def test_a_model_faster_than_the_client_is_read_only_as_the_client_reads():
 def test_an_error_when_opening_becomes_error_then_done():
     class Unreachable(ScriptedStream):
         def open(self):
-            raise UpstreamError("upstream_unreachable", "no route")
+            raise UpstreamError(FailureKind.UNREACHABLE, "no route")
 
     _, _, events, _ = relay_all(Unreachable())
     assert [e.event for e in events] == ["start", "error", "done"]

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from chatapp import sse
+from chatapp.protocol import EventWriter
 from tests.support.sse_client import SseDecoder
 
 
@@ -20,6 +21,12 @@ from tests.support.sse_client import SseDecoder
         ({"data": "x", "event_id": "s:1"}, b"id: s:1\ndata: x\n\n"),
         ({"data": "x", "event": "to\nken", "event_id": "s\r:1"}, b"id: s:1\nevent: token\ndata: x\n\n"),
         ({"data": "café 中文 🚀"}, "data: café 中文 🚀\n\n".encode()),
+        # The relay's path: data already encoded as one line of JSON.
+        (
+            {"data": b'{"text":"x"}', "event": "token", "event_id": "s:2"},
+            b'id: s:2\nevent: token\ndata: {"text":"x"}\n\n',
+        ),
+        ({"data": b"a\r\nb"}, b"data: a\ndata: b\n\n"),
     ],
 )
 def test_event_frame_bytes(kwargs, expected):
@@ -38,18 +45,18 @@ def test_comment_frame_bytes(text, expected):
     assert sse.comment_frame(text) == expected
 
 
-def test_json_event_frame_is_one_data_line_with_id_and_event():
-    frame = sse.json_event_frame("token", {"text": "a\nb\r\nc"}, "abc:7")
-    assert frame == b'id: abc:7\nevent: token\ndata: {"text":"a\\nb\\r\\nc"}\n\n'
+def test_a_json_event_is_one_data_line_with_id_and_event():
+    frame = EventWriter("abc").token("a\nb\r\nc")
+    assert frame == b'id: abc:1\nevent: token\ndata: {"text":"a\\nb\\r\\nc"}\n\n'
 
 
 @pytest.mark.parametrize(
     "text",
     ["plain", "line\nbreak", "cr\ronly", "crlf\r\n", "\u2028 and \u2029", "é中🚀", "\x00\x1f", '"quoted"'],
 )
-def test_json_event_frame_round_trips_through_a_decoder(text):
+def test_a_json_event_round_trips_through_a_decoder(text):
     """Whatever a token holds, a WHATWG decoder gets back exactly one event with the same text."""
-    frame = sse.json_event_frame("token", {"text": text}, "s:1")
+    frame = EventWriter("s").token(text)
     events = list(SseDecoder().feed(frame))
     assert [(e.event, e.id) for e in events] == [("token", "s:1")]
     assert json.loads(events[0].data) == {"text": text}

@@ -128,3 +128,7 @@ def test_unknown_route_and_wrong_method_are_json(strict_client):
     wrong = strict_client.get("/api/chat")
     assert (wrong.status_code, wrong.json["error"]["code"]) == (405, "method_not_allowed")
     assert "POST" in wrong.headers["Allow"]
+
+
+def test_the_demo_offers_its_one_model(client):
+    assert client.get("/api/models").get_json() == {"models": ["chatapp-demo"], "default": "chatapp-demo"}

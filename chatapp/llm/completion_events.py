@@ -1,14 +1,15 @@
-"""Decoding an OpenAI chat-completions stream body into backend events.
+"""OpenAI chat-completion stream events -> backend events.
 
-Fed the body's bytes as they arrive, it splits lines (LF, CRLF or a lone CR,
-a CR at the end of one read carried into the next), gathers `data:` lines into
-events as the SSE rules say, decodes each with orjson straight from bytes, and
-yields `TextDelta`, `ReasoningDelta`, `Usage` and `Finish`. It
-copes with what real servers send: the role-only first chunk, empty deltas,
-the usage chunk whose `choices` is empty, reasoning under `reasoning_content`
-(DeepSeek, vLLM) or `reasoning` (Ollama, OpenRouter), and an `error` object
-in place of a chunk. A stream that stops without a `finish_reason` or
-`[DONE]` is incomplete, not finished.
+Fed the body's bytes as they arrive, it takes each event's data from
+`SseLineDecoder` (sse_lines.py), decodes it with orjson straight from bytes
+(no pydantic object per token), and yields `TextDelta`, `ReasoningDelta`,
+`Usage` and `Finish`. It copes with what real servers send: the role-only
+first chunk, empty deltas, the usage chunk whose `choices` is empty,
+reasoning under `reasoning_content` (DeepSeek, vLLM) or `reasoning` (Ollama,
+OpenRouter), and an `error` object in place of a chunk. A stream that stops
+without a `finish_reason` or `[DONE]` is incomplete, not finished. The
+`model` the chunks name is kept as `served_model`: a server may answer with
+another model than the one asked for (llama.cpp's answers any name with its own).
 """
 
 from __future__ import annotations
@@ -19,23 +20,24 @@ import orjson
 
 from .base import (
     BackendEvent,
+    FailureKind,
     Finish,
-    FinishReason,
     ReasoningDelta,
+    StopReason,
     TextDelta,
-    UpstreamCode,
     UpstreamError,
     Usage,
 )
+from .sse_lines import SseLineDecoder
 
 DONE = b"[DONE]"
 
 
-class ChunkDecoder:
+class CompletionEventDecoder:
     def __init__(self) -> None:
-        self._pending = b""  # the start of a line whose end has not arrived
-        self._data: list[bytes] = []
-        self._finish: str | None = None
+        self.served_model: str | None = None
+        self._sse = SseLineDecoder()
+        self._finish: StopReason | None = None
         self._usage: Usage | None = None
         self._done = False
         self._failure: UpstreamError | None = None
@@ -45,31 +47,12 @@ class ChunkDecoder:
         with them. When an error follows good events, the good ones are returned and the error
         is raised by the next call (or `check`)."""
         self.check()
-        if b"\r" in data or self._pending.endswith(b"\r"):
-            data = self._pending + data
-            # A CR at the very end may be the first half of a CRLF: keep it for the next read.
-            keep = data.endswith(b"\r")
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if keep:
-                data = data[:-1]
-            lines = data.split(b"\n")
-            self._pending = lines.pop() + (b"\r" if keep else b"")
-        else:
-            lines = (self._pending + data).split(b"\n")
-            self._pending = lines.pop()
-        # Lists, not generators, on this per-token path: a generator frame per line costs more
-        # than the line's work.
+        # Lists, not generators, on this per-token path: a generator frame per event costs more
+        # than the event's work.
         events: list[BackendEvent] = []
         try:
-            for line in lines:
-                if line.startswith(b"data:"):
-                    value = line[5:]
-                    self._data.append(value[1:] if value.startswith(b" ") else value)
-                elif not line and self._data:
-                    data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
-                    self._data.clear()
-                    self._event(data, events)
-                # Comments (":"), `event:`/`id:`/`retry:` lines and unknown fields carry nothing we use.
+            for payload in self._sse.feed(data):
+                self._event(payload, events)
             if last:
                 events += self.end()
         except UpstreamError as exc:
@@ -89,10 +72,10 @@ class ChunkDecoder:
         self.check()
         if self._finish is None and not self._done:
             raise UpstreamError(
-                UpstreamCode.INCOMPLETE,
+                FailureKind.INCOMPLETE,
                 "The model server ended the answer early, without saying it was finished. Try again.",
             )
-        finish = Finish(self._finish or FinishReason.STOP)
+        finish = Finish(self._finish or StopReason.STOP)
         return [finish] if self._usage is None else [self._usage, finish]
 
     def _event(self, data: bytes, events: list[BackendEvent]) -> None:
@@ -109,6 +92,10 @@ class ChunkDecoder:
             raise _malformed()
         if "error" in chunk:
             raise _reported_error(chunk["error"])
+        if self.served_model is None:
+            model = chunk.get("model")
+            if model and isinstance(model, str):
+                self.served_model = model
         usage = chunk.get("usage")
         if usage:
             # Some servers repeat running usage on every chunk; the last one is the total.
@@ -129,7 +116,7 @@ class ChunkDecoder:
                 events.append(TextDelta(content))
         finish = choice.get("finish_reason")
         if finish:
-            self._finish = FinishReason.LENGTH if finish == "length" else FinishReason.STOP
+            self._finish = StopReason.LENGTH if finish == "length" else StopReason.STOP
 
 
 def _usage(raw: Any) -> Usage:
@@ -146,11 +133,11 @@ def _usage(raw: Any) -> Usage:
 
 def _malformed() -> UpstreamError:
     return UpstreamError(
-        UpstreamCode.MALFORMED, "The model server sent a part of the answer that chatapp could not read."
+        FailureKind.MALFORMED, "The model server sent a part of the answer that chatapp could not read."
     )
 
 
 def _reported_error(error: Any) -> UpstreamError:
     message = error.get("message") if isinstance(error, dict) else error
     detail = message if isinstance(message, str) and message else "no details given"
-    return UpstreamError(UpstreamCode.SERVER_ERROR, f"The model server reported an error: {detail}")
+    return UpstreamError(FailureKind.SERVER_ERROR, f"The model server reported an error: {detail}")

@@ -1,4 +1,5 @@
-"""An upstream response body, read straight from its socket, with a timeout per read.
+"""The upstream response body, taken over from httpx: THE one module that touches httpx, httpcore and
+h11 internals (private attributes, h11's state); nothing else in chatapp may.
 
 httpx (via the SDK) sends the request and parses the status and headers; for
 the body of a stream it is the most expensive part of the relay: ten layers of
@@ -6,136 +7,73 @@ generators, httpcore's locks and exception mapping and h11's state machine cost
 about 50 µs of CPU per token, several times what the rest of the relay does
 (docs/performance.md). `SocketBody` takes the body over: it reads the
 connection's socket itself and undoes the chunked transfer coding with
-`ChunkedDecoder`, about 1 µs per chunk. A read can also time out and be tried
-again, which an httpx byte iterator cannot: that is what lets one greenlet read
-the model and send heartbeats between reads.
+`ChunkedTransferDecoder` (transfer_decoding.py), about 1 µs per chunk. A read
+can also time out and be tried again, which an httpx byte iterator cannot:
+that is what lets one greenlet read the model and send heartbeats between reads.
 
 The surprise worth naming: taking over means reaching past httpx's public API,
 to httpcore's connection and its h11 state (the bytes h11 already received with
 the headers, and, at the end, telling h11 the body was read so that the
 connection goes back to the pool for the next request). `SocketBody.take`
 checks every step and answers None when anything is not as expected (another
-httpx version, HTTP/2, a proxy tunnel, a compressed or unchunked body); the
-caller then uses `ThreadedBody`, httpx's own iterator in a helper thread, which
-is slower but reads anything httpx can.
+httpx version, HTTP/2, a proxy tunnel, a compressed or unchunked body);
+`take_body` then uses `ThreadedBody`, httpx's own iterator in a helper thread,
+which is slower but reads anything httpx can.
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue
-import re
 import socket
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import h11
 import httpx2
 
+from .transfer_decoding import ChunkedTransferDecoder, ProtocolError
+
 READ_SIZE = 64 * 1024
-MAX_LINE = 4096  # a chunk-size or trailer line longer than this is not HTTP
-LAST_CHUNK = b"0\r\n\r\n"
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
+MAX_QUEUED_READS = 64
 
 
-class ProtocolError(OSError):
-    """The upstream broke HTTP/1.1 framing, or closed the connection in the middle of the body."""
+class UpstreamBody(Protocol):
+    """A response body read with a timeout per read."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    def read(self, timeout: float | None) -> bytes:
+        """Body data that arrives within `timeout` s, None: however long it takes (b"" if only
+        framing did); TimeoutError if nothing did; ProtocolError, another OSError or an httpx
+        error when the connection breaks; b"" once `finished`."""
+        ...
+
+    def release(self) -> None:
+        """Give the connection back: to the pool when the body was read to its end, else closed."""
+        ...
+
+    def abort(self) -> None:
+        """From another greenlet or thread: end a read blocked on the connection now."""
+        ...
 
 
-class ChunkedDecoder:
-    """Undoes `Transfer-Encoding: chunked`, fed the body's bytes in any split.
-
-    It also keeps what h11 needs to finish the message (`h11_completion`): h11
-    holds the first `h11_has` bytes of the body already; handed the bytes from
-    there to the next chunk boundary, then the last chunk, it reaches the end of
-    the message in the same state as if it had read the whole body.
-    """
-
-    def __init__(self, h11_has: int = 0) -> None:
-        self.finished = False
-        self._buf = b""
-        self._offset = 0  # position in the body of _buf[0]
-        self._fed = 0  # bytes fed so far
-        self._left = 0  # data bytes left in the current chunk
-        self._crlf = 0  # bytes of the CRLF after a chunk's data still to come
-        self._trailers = False  # after the last chunk: header lines until an empty one
-        self._h11_has = h11_has
-        self._record: bytearray | None = bytearray()  # body bytes from h11_has on, until a boundary
-        self._completion = b""
-
-    def feed(self, data: bytes) -> bytes:
-        """The decoded data in `data` (and in what came before it), as far as it is complete."""
-        if self._record is not None:
-            self._record += data[max(0, self._h11_has - self._fed) :]
-        self._fed += len(data)
-        buf = self._buf + data if self._buf else data
-        out: list[bytes] = []
-        pos, end = 0, len(buf)
-        while pos < end and not self.finished:
-            if self._left:
-                take = min(self._left, end - pos)
-                out.append(buf[pos : pos + take])
-                pos += take
-                self._left -= take
-                if not self._left:
-                    self._crlf = 2
-            elif self._crlf:
-                take = min(self._crlf, end - pos)
-                if buf[pos : pos + take] != b"\r\n"[2 - self._crlf : 2 - self._crlf + take]:
-                    raise ProtocolError("a chunk's data does not end where its size says")
-                pos += take
-                self._crlf -= take
-            else:
-                if self._record is not None and not self._trailers:
-                    self._boundary(self._offset + pos)
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    if end - pos > MAX_LINE:
-                        raise ProtocolError("a chunk-size line is too long")
-                    break
-                line = buf[pos:eol]
-                pos = eol + 2
-                if self._trailers:
-                    if not line:
-                        self._finish(self._offset + pos)
-                    continue
-                size = _CHUNK_SIZE.fullmatch(line)
-                if size is None:
-                    raise ProtocolError("a chunk-size line is not a hexadecimal number")
-                self._left = int(size.group(1), 16)
-                self._trailers = not self._left
-        self._offset += pos
-        self._buf = buf[pos:]
-        return out[0] if len(out) == 1 else b"".join(out)
-
-    def h11_completion(self) -> bytes:
-        """What to hand h11, once `finished`, for it to reach the end of the message too."""
-        return self._completion
-
-    def _boundary(self, at: int) -> None:
-        # The first chunk boundary at or past what h11 holds: from there, the last chunk ends it.
-        if at >= self._h11_has:
-            assert self._record is not None
-            self._completion = bytes(self._record[: at - self._h11_has]) + LAST_CHUNK
-            self._record = None
-
-    def _finish(self, at: int) -> None:
-        self.finished = True
-        if self._record is not None:  # the message ended before a boundary past h11's bytes
-            self._completion = bytes(self._record[: max(0, at - self._h11_has)])
-            self._record = None
+def take_body(response: httpx2.Response) -> UpstreamBody:
+    """The body of a response whose headers httpx has read: from its socket when it can be."""
+    return SocketBody.take(response) or ThreadedBody(response)
 
 
 class SocketBody:
     """A chunked response body read from its connection's socket (see the module docstring)."""
 
-    def __init__(self, response: httpx2.Response, sock: socket.socket, h11_state: Any) -> None:
+    def __init__(self, response: httpx2.Response, sock: socket.socket, h11_state: h11.Connection) -> None:
         self._response = response
         self._sock = sock
         self._h11 = h11_state
         # What h11 read with the headers is the start of the body: decode it first.
         self._pending, _closed = h11_state.trailing_data
-        self._decoder = ChunkedDecoder(h11_has=len(self._pending))
+        self._decoder = ChunkedTransferDecoder(parser_has=len(self._pending))
         self._released = False
         self._timeout: float | None = -1.0  # the socket's, as this body last set it (-1: not yet)
 
@@ -151,7 +89,8 @@ class SocketBody:
             # httpx Response -> httpx's ResponseStream -> httpcore's PoolByteStream -> its
             # HTTP11ConnectionByteStream -> the HTTP11Connection, whose h11 state holds the
             # bytes received after the headers.
-            connection = response.stream._stream._httpcore_stream._stream._connection  # type: ignore[attr-defined]
+            stream: Any = response.stream
+            connection = stream._stream._httpcore_stream._stream._connection
             h11_state = connection._h11_state
             sock = response.extensions["network_stream"]._sock
         except (AttributeError, KeyError):
@@ -167,9 +106,6 @@ class SocketBody:
         return self._decoder.finished
 
     def read(self, timeout: float | None) -> bytes:
-        """Body data that arrives within `timeout` s, None: however long it takes (b"" if only
-        framing did); TimeoutError if nothing did; ProtocolError or another OSError when the
-        connection breaks; b"" once `finished`."""
         if self._decoder.finished:
             return b""
         if self._pending:
@@ -184,15 +120,13 @@ class SocketBody:
         return self._decoder.feed(data)
 
     def release(self) -> None:
-        """Give the connection back: to the pool when the body was read to its end, else closed."""
         self._released = True
         if self._decoder.finished:
-            finish_h11(self._h11, self._decoder.h11_completion())
+            finish_h11(self._h11, self._decoder.completion())
         # httpcore keeps the connection when h11 reached the end of both messages, else closes it.
         self._response.close()
 
     def abort(self) -> None:
-        """From another greenlet or thread: end a read blocked on the socket now."""
         if self._released:
             return  # the connection is the pool's now, maybe serving another request
         self._released = True
@@ -214,7 +148,6 @@ def finish_h11(h11_state: h11.Connection, completion: bytes) -> bool:
 
 
 _END = object()
-MAX_QUEUED_READS = 64
 
 
 class ThreadedBody:

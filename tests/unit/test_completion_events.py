@@ -1,11 +1,11 @@
-"""Decoding an OpenAI stream body: every kind of chunk real servers send."""
+"""Decoding an OpenAI chat-completion stream body: every kind of chunk real servers send."""
 
 import json
 
 import pytest
 
-from chatapp.llm.base import Finish, ReasoningDelta, TextDelta, UpstreamError, Usage
-from chatapp.llm.chunks import ChunkDecoder
+from chatapp.llm.base import FailureKind, Finish, ReasoningDelta, TextDelta, UpstreamError, Usage
+from chatapp.llm.completion_events import CompletionEventDecoder
 
 
 def chunk(delta=None, finish=None, **extra):
@@ -19,7 +19,7 @@ def decode(*lines):
 
 
 def decode_pieces(pieces):
-    decoder = ChunkDecoder()
+    decoder = CompletionEventDecoder()
     events = []
     for piece in pieces:
         events.extend(decoder.feed(piece))
@@ -82,13 +82,13 @@ def test_running_usage_on_every_chunk_reports_the_last():
 def test_ending_without_finish_or_done_is_incomplete():
     with pytest.raises(UpstreamError) as caught:
         decode(chunk({"content": "a"}), "")
-    assert caught.value.code == "upstream_incomplete"
+    assert caught.value.kind is FailureKind.INCOMPLETE
 
 
 def test_an_event_cut_off_by_the_end_of_the_body_is_not_decoded():
     with pytest.raises(UpstreamError) as caught:
         decode_pieces([chunk({"content": "a"}, "stop").encode()])  # no blank line after it
-    assert caught.value.code == "upstream_incomplete"
+    assert caught.value.kind is FailureKind.INCOMPLETE
 
 
 BODY = (
@@ -127,20 +127,36 @@ def test_a_crlf_split_between_reads_is_one_line_end():
 def test_malformed_chunks_are_upstream_malformed(line):
     with pytest.raises(UpstreamError) as caught:
         decode(line, "")
-    assert caught.value.code == "upstream_malformed"
+    assert caught.value.kind is FailureKind.MALFORMED
 
 
 def test_an_error_object_in_the_stream_is_reported():
     with pytest.raises(UpstreamError) as caught:
         decode('data: {"error": {"message": "model overloaded"}}', "")
-    assert caught.value.code == "upstream_server_error"
+    assert caught.value.kind is FailureKind.SERVER_ERROR
     assert "model overloaded" in caught.value.message
 
 
 def test_events_before_a_malformed_one_in_the_same_read_are_kept():
-    decoder = ChunkDecoder()
+    decoder = CompletionEventDecoder()
     body = f"{chunk({'content': 'kept'})}\n\ndata: {{not json\n\n".encode()
     assert decoder.feed(body) == [TextDelta("kept")]
     with pytest.raises(UpstreamError) as caught:
         decoder.feed(b"")
-    assert caught.value.code == "upstream_malformed"
+    assert caught.value.kind is FailureKind.MALFORMED
+
+
+def test_the_served_model_is_the_one_the_chunks_name():
+    """llama.cpp's server answers any model name with its own: the chunks say which one answered."""
+    decoder = CompletionEventDecoder()
+    assert decoder.served_model is None
+    decoder.feed(f"{chunk({'content': 'a'}, model='llama-3.2-3b')}\n\n".encode())
+    assert decoder.served_model == "llama-3.2-3b"
+    decoder.feed(f"{chunk({}, 'stop', model='')}\n\n".encode())
+    assert decoder.served_model == "llama-3.2-3b"
+
+
+def test_no_served_model_when_the_chunks_name_none():
+    decoder = CompletionEventDecoder()
+    decoder.feed(f"{chunk({'content': 'a'}, 'stop')}\n\ndata: [DONE]\n\n".encode())
+    assert decoder.served_model is None

@@ -1,0 +1,272 @@
+"""The stored conversations' API (docs/api.md, "Conversations"): JSON in and out, and two
+endpoints that stream an answer exactly as `POST /api/chat` does while the answer is kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from ..errors import ApiError
+from ..limits import chat_rate_limit, limiter
+from ..llm.base import ChatRequest
+from ..llm.base import Message as ChatMessage
+from ..protocol import ErrorCode, new_stream_id
+from ..recording import AnswerRecorder, AnswerTarget
+from ..relay import Relay
+from ..security import reject_cross_site
+from ..state import AppState, app_state
+from ..store import Conversation, Message, MessageNotFound, Store
+from ..store.conversations import UNSET
+from ..validation import require_json_content_type
+from ..validation.conversations import (
+    AnswerOptions,
+    parse_answer_options,
+    parse_conversation_changes,
+    parse_new_message,
+    parse_page,
+)
+from .api import relay_limits
+from .streaming import admit, client_address, client_socket, sse_response
+
+bp = Blueprint("conversations", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def _only_from_this_site() -> None:
+    reject_cross_site(request)
+
+
+def _state() -> AppState:
+    return app_state(current_app)
+
+
+def _store() -> Store:
+    return _state().store
+
+
+@bp.get("/models")
+def list_models() -> dict[str, Any]:
+    state = _state()
+    return {"models": state.models.names(), "default": state.settings.model}
+
+
+@bp.get("/conversations")
+def list_conversations() -> dict[str, Any]:
+    page = parse_page(request.args.to_dict())
+    found = _store().list_conversations(before=page.before, limit=page.limit)
+    return {
+        "conversations": [conversation_summary(c) for c in found],
+        "next_before": _time(found[-1].updated_at) if len(found) == page.limit else None,
+    }
+
+
+@bp.post("/conversations")
+def create_conversation() -> tuple[dict[str, Any], int]:
+    require_json_content_type(request.mimetype)
+    changes = parse_conversation_changes(request.get_data(cache=False), _state().settings, allow_show=False)
+    conversation = _store().create_conversation(**changes.fields)
+    return conversation_json(conversation, []), 201
+
+
+@bp.get("/conversations/<conversation_id>")
+def get_conversation(conversation_id: str) -> dict[str, Any]:
+    return read_conversation(conversation_id)
+
+
+@bp.patch("/conversations/<conversation_id>")
+def update_conversation(conversation_id: str) -> dict[str, Any]:
+    require_json_content_type(request.mimetype)
+    changes = parse_conversation_changes(request.get_data(cache=False), _state().settings, allow_show=True)
+    store = _store()
+    store.get_conversation(conversation_id)  # 404 before anything changes
+    if changes.show is not None:
+        store.get_message(conversation_id, changes.show)
+    if changes.fields:
+        store.update_conversation(conversation_id, **changes.fields)
+    if changes.show is not None:
+        store.set_current_leaf(conversation_id, changes.show)
+    return read_conversation(conversation_id)
+
+
+@bp.delete("/conversations/<conversation_id>")
+def delete_conversation(conversation_id: str) -> tuple[str, int]:
+    _store().delete_conversation(conversation_id)
+    return "", 204
+
+
+@bp.post("/conversations/<conversation_id>/messages")
+@limiter.limit(chat_rate_limit)
+def send_message(conversation_id: str) -> Response:
+    require_json_content_type(request.mimetype)
+    release = admit()
+    try:
+        state = _state()
+        new = parse_new_message(request.get_data(cache=False), state.settings)
+        store = state.store
+        conversation = store.get_conversation(conversation_id)
+        parent = conversation.current_leaf_id if new.parent_id is UNSET else new.parent_id
+        _check_follows_an_answer(store, conversation_id, parent)
+        _check_length(state, conversation, parent, extra=len(new.content))
+        question = store.add_user_message(conversation_id, new.content, parent, at_root=parent is None)
+        return _answer(state, conversation, question.id, new.options, release, regenerate_of=None)
+    except BaseException:
+        release()
+        raise
+
+
+@bp.post("/conversations/<conversation_id>/messages/<message_id>/regenerate")
+@limiter.limit(chat_rate_limit)
+def regenerate(conversation_id: str, message_id: str) -> Response:
+    if request.content_length:
+        require_json_content_type(request.mimetype)
+    release = admit()
+    try:
+        state = _state()
+        options = parse_answer_options(request.get_data(cache=False), state.settings)
+        conversation = state.store.get_conversation(conversation_id)
+        answer = state.store.get_message(conversation_id, message_id)
+        if answer.role != "assistant" or answer.parent_id is None:
+            raise ApiError(400, ErrorCode.NOT_AN_ANSWER, "Only an answer can be regenerated.")
+        return _answer(state, conversation, answer.parent_id, options, release, regenerate_of=message_id)
+    except BaseException:
+        release()
+        raise
+
+
+def _answer(
+    state: AppState,
+    conversation: Conversation,
+    question_id: str,
+    options: AnswerOptions,
+    release: Any,
+    *,
+    regenerate_of: str | None,
+) -> Response:
+    """Start the answer to `question_id` (a new alternative when regenerating) and stream it."""
+    store, settings = state.store, state.settings
+    model = options.model or conversation.model or settings.model
+    context = store.context_for(conversation.id, question_id)
+    stream_id = new_stream_id()
+    if regenerate_of is None:
+        answer = store.start_assistant_message(conversation.id, question_id, model=model, stream_id=stream_id)
+    else:
+        answer = store.regenerate(conversation.id, regenerate_of, model=model, stream_id=stream_id)
+    chat_request = ChatRequest(
+        messages=tuple(ChatMessage(role=role, content=content) for role, content in context),
+        model=model,
+        max_tokens=options.max_tokens if options.max_tokens is not None else conversation.max_tokens,
+        temperature=options.temperature if options.temperature is not None else conversation.temperature,
+    )
+    target = AnswerTarget(answer.id, prompt_chars=sum(len(content) for _, content in context))
+    relay = Relay(
+        state.backend.stream(chat_request),
+        relay_limits(),
+        registry=state.streams,
+        client_socket=client_socket(),
+        client=client_address(),
+        stream_id=stream_id,
+        observer=AnswerRecorder(store, target, settings.checkpoint_s),
+        start_fields={
+            "conversation_id": conversation.id,
+            "user_message_id": question_id,
+            "message_id": answer.id,
+        },
+    )
+    return sse_response(relay, release)
+
+
+def _check_follows_an_answer(store: Store, conversation_id: str, parent_id: str | None) -> None:
+    if parent_id is None:
+        return
+    try:
+        parent = store.get_message(conversation_id, parent_id)
+    except MessageNotFound:
+        raise ApiError(
+            400, ErrorCode.INVALID_PARENT, "parent_id is not a message of this conversation."
+        ) from None
+    if parent.role != "assistant":
+        raise ApiError(
+            400, ErrorCode.INVALID_PARENT, "A message follows an answer: parent_id must name an answer."
+        )
+
+
+def _check_length(state: AppState, conversation: Conversation, parent_id: str | None, extra: int) -> None:
+    """The stored branch plus the new message must fit CHATAPP_MAX_CONVERSATION_CHARS."""
+    branch = [] if parent_id is None else state.store.branch(conversation.id, parent_id)
+    total = extra + len(conversation.system_prompt or "") + sum(len(m.content) for m in branch)
+    limit = state.settings.max_conversation_chars
+    if total > limit:
+        raise ApiError(
+            400,
+            ErrorCode.CONVERSATION_TOO_LONG,
+            f"With this message the conversation is {total} characters long; the limit is {limit}. "
+            "Start a new chat.",
+        )
+
+
+def read_conversation(conversation_id: str) -> dict[str, Any]:
+    state = _state()
+    state.store.mark_orphans_interrupted(
+        state.orphan_age, is_live=state.streams.is_running, conversation_id=conversation_id
+    )
+    view = state.store.read_conversation(conversation_id)
+    return conversation_json(view.conversation, view.messages)
+
+
+# -- JSON ------------------------------------------------------------------------------
+
+
+def conversation_summary(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "title": c.title or "New chat",
+        "created_at": _time(c.created_at),
+        "updated_at": _time(c.updated_at),
+    }
+
+
+def conversation_json(c: Conversation, messages: list[Message]) -> dict[str, Any]:
+    settings = app_state(current_app).settings
+    return {
+        **conversation_summary(c),
+        "model": c.model or settings.model,
+        "system_prompt": c.system_prompt,
+        "temperature": c.temperature,
+        "max_tokens": c.max_tokens,
+        "messages": [message_json(m) for m in messages],
+    }
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    usage = m.usage
+    return {
+        "id": m.id,
+        "parent_id": m.parent_id,
+        "role": str(m.role),
+        "content": m.content,
+        "reasoning": m.reasoning or "",
+        "status": str(m.status),
+        "finish_reason": m.finish_reason,
+        "error": None if m.error_code is None else {"code": m.error_code, "message": m.error_message or ""},
+        "model": m.model,
+        "usage": None
+        if usage is None
+        else {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "estimated": usage.estimated,
+        },
+        "ttft_ms": m.ttft_ms,
+        "duration_ms": m.duration_ms,
+        "stream_id": m.stream_id,
+        "created_at": _time(m.created_at),
+        "alternatives": list(m.alternatives),
+    }
+
+
+def _time(value: datetime) -> str:
+    """ISO 8601 in UTC with microseconds and a Z, as the API writes every time."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,110 @@
+"""Under gevent, no store call stalls the worker's other greenlets: a locked SQLite write, slow PostgreSQL.
+
+Each test runs tests/support/store_gevent_probe.py in a fresh, monkey-patched
+process (as gunicorn's gevent worker is): 50 greenlets tick every 20 ms while the
+store waits on the database, and the probe reports the longest gap between two
+ticks. The controls run the same work inline in the greenlet and must see the
+stall, so a probe that could not see one cannot pass the other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.postgres import PostgresServer
+from harness.processes import ROOT
+
+# A stream that keeps its pace: 20 ms ticks may stretch with load, but never by a database wait.
+MAX_GAP_MS = 150
+HELD_S = 1.5  # how long another process holds SQLite's write lock; a PostgreSQL query sleeps 1 s
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+def probe(scenario: str, url: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The probe's report, with what it wrote to stderr as "stderr"."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.support.store_gevent_probe", scenario, url, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return {**report, "stderr": result.stderr}
+
+
+def sqlite_url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'chatapp.sqlite3'}"
+
+
+def test_writes_waiting_on_a_locked_sqlite_database_do_not_stall_other_greenlets(tmp_path: Path) -> None:
+    report = probe("sqlite-lock", sqlite_url(tmp_path), "--concurrency", "20", "--seconds", str(HELD_S))
+
+    assert report["native_thread"]
+    assert report["max_gap_ms"] < MAX_GAP_MS, report
+    assert report["elapsed_s"] >= HELD_S - 0.3, "the writes did not wait for the lock: nothing was proven"
+    assert (report["ok"], report["stored"], report["errors"]) == (20, 20, [])
+    assert report["read_s"] < 0.5, "a read waited for the writer (WAL lets readers through)"
+
+
+def test_greenlets_use_the_whole_api_at_once_through_the_native_threads(tmp_path: Path) -> None:
+    """Records and typed errors cross from the native threads intact, and an expected error (a 404)
+    is not printed: gevent's pool prints every exception a task raises, as unhandled."""
+    report = probe("api", sqlite_url(tmp_path), "--concurrency", "10")
+
+    assert report["native_thread"]
+    assert (report["ok"], report["errors"]) == (10, [])
+    assert "Traceback" not in report["stderr"]
+    assert report["max_gap_ms"] < MAX_GAP_MS, report
+
+
+def test_control_a_locked_sqlite_write_inline_stalls_every_greenlet(tmp_path: Path) -> None:
+    report = probe("sqlite-lock", sqlite_url(tmp_path), "--inline", "--seconds", str(HELD_S))
+
+    assert report["max_gap_ms"] > 1000, report
+    assert report["ok"] == 1
+
+
+def test_slow_postgresql_queries_do_not_stall_other_greenlets(postgres: PostgresServer) -> None:
+    """psycopg waits cooperatively: the work stays in the greenlet, and 20 queries share a pool of 15."""
+    report = probe("pg-sleep", postgres.url, "--concurrency", "20", "--seconds", "1")
+
+    assert report["psycopg_cooperates"]
+    assert not report["native_thread"]
+    assert report["max_gap_ms"] < MAX_GAP_MS, report
+    assert (report["ok"], report["errors"]) == (20, [])
+    assert report["elapsed_s"] >= 1.0
+
+
+def test_postgresql_without_a_cooperative_wait_runs_in_native_threads(postgres: PostgresServer) -> None:
+    """psycopg imported before gevent patched the process (here forced) waits in C: the store notices."""
+    wait_c = {"PSYCOPG_WAIT_FUNC": "wait_c"}
+    report = probe("pg-sleep", postgres.url, "--concurrency", "8", "--seconds", "1", env=wait_c)
+
+    assert not report["psycopg_cooperates"]
+    assert report["native_thread"]
+    assert report["max_gap_ms"] < MAX_GAP_MS, report
+    assert (report["ok"], report["errors"]) == (8, [])
+
+
+def test_control_postgresql_waiting_in_c_inline_stalls_every_greenlet(postgres: PostgresServer) -> None:
+    wait_c = {"PSYCOPG_WAIT_FUNC": "wait_c"}
+    report = probe("pg-sleep", postgres.url, "--inline", "--seconds", "1", env=wait_c)
+
+    assert report["max_gap_ms"] > 900, report
