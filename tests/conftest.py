@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from chatapp import create_app
 from harness.gunicorn import GunicornServer
+from harness.postgres import PostgresServer
 from tests.support.fake_upstream import FakeUpstream
 
 # A fake key with a recognisable shape: tests assert it never shows up where it must not.
@@ -100,3 +101,11 @@ def chatapp_server() -> Iterator[ChatappServers]:
 def gunicorn_app(chatapp_server: ChatappServers, upstream: FakeUpstream) -> GunicornServer:
     """chatapp under `gunicorn -c gunicorn.conf.py wsgi:app`, one gevent worker, on the fake upstream."""
     return chatapp_server(upstream)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server (127.0.0.1, a free port) for the session; tests that need a
+    database of their own make one with `postgres.create_database(name)`."""
+    with PostgresServer() as server:
+        yield server

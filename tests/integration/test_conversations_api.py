@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import uuid
 
 import pytest
 
@@ -20,14 +21,27 @@ ANSWER = "".join(DEFAULT_TOKENS).replace("\r\n", "\r\n")
 SLOW = tuple(f" w{i}" for i in range(400))
 
 
-@pytest.fixture(scope="module")
-def shared_database(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('db')}/chat.sqlite3"
+def new_database(request, folder, name):
+    """An empty database: a SQLite file in `folder`, or a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{folder}/chat.sqlite3"
+    return request.getfixturevalue("postgres").create_database(f"{name}_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_database(request, tmp_path_factory):
+    """This module's database; the tests run once on SQLite and once on PostgreSQL."""
+    return new_database(request, tmp_path_factory.mktemp("db"), "api")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A database of the test's own, for one that starts servers itself."""
+    return new_database(request, tmp_path, "own")
 
 
 @pytest.fixture
-def database_url(tmp_path):
-    """A database of the test's own, for one that starts servers itself."""
+def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path}/chat.sqlite3"
 
 
@@ -330,20 +344,20 @@ def test_the_models_offered_are_chatapp_models_when_the_operator_set_them(chatap
     )
 
 
-def test_a_locked_database_stalls_no_other_stream(chatapp_server, upstream, database_url):
+def test_a_locked_database_stalls_no_other_stream(chatapp_server, upstream, sqlite_url):
     """While another process holds SQLite's write lock, a conversation's write waits for it in a
     native thread: the worker's 50 other streams keep their pace."""
     import sqlite3
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    server = chatapp_server(upstream, DATABASE_URL=database_url)
+    server = chatapp_server(upstream, DATABASE_URL=sqlite_url)
     steady = upstream.model(Behaviour(tokens=tuple(f" t{i}" for i in range(60)), token_interval_s=0.05))
     conversation = new_conversation(server, model=upstream.model())
     locked, released = threading.Event(), threading.Event()
 
     def hold_the_write_lock():
-        db = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        db = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
         db.execute("BEGIN IMMEDIATE")
         locked.set()
         released.wait(10)

@@ -2,6 +2,8 @@
 
 import pytest
 
+from harness.gunicorn import GunicornServer
+from harness.processes import StartupError
 from tests.support.sse_client import ask, post_chat
 
 
@@ -37,3 +39,22 @@ def test_health_check(demo_app):
     with urllib.request.urlopen(f"{demo_app.url}/healthz") as response:
         assert response.status == 200
         assert json.loads(response.read()) == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WEB_CONCURRENCY", "many"),
+        ("CHATAPP_WORKER_CONNECTIONS", "0"),
+        ("GUNICORN_TIMEOUT", "soon"),
+        ("GUNICORN_GRACEFUL_TIMEOUT", "-1"),
+        ("GUNICORN_KEEPALIVE", "x"),
+        ("GUNICORN_LOGLEVEL", "loud"),
+        ("CHATAPP_LOG_LEVEL", "loud"),
+    ],
+)
+def test_a_bad_server_setting_stops_start_up_naming_the_variable(variable, value):
+    server = GunicornServer({variable: value}, workers=None if variable == "WEB_CONCURRENCY" else 1)
+    with pytest.raises(StartupError) as failed:
+        server.start(timeout=20)
+    assert variable in str(failed.value)

@@ -232,3 +232,16 @@ def test_invalid_requests_make_no_upstream_call(gunicorn_app, upstream):
     assert result.status == 400
     assert result.error_json()["error"]["code"] == "empty_message"
     assert upstream.requests_for(model) == []
+
+
+def test_done_names_the_model_that_answered_when_the_server_swapped_it(gunicorn_app, upstream):
+    """llama.cpp's server answers any model name with the model it has loaded: `start` names the
+    model asked for, and `done` the one the upstream's chunks say answered."""
+    model = upstream.model(Behaviour(served_model="llama-3.2-3b-instruct"))
+    result = post_chat(gunicorn_app.url, ask(model))
+    assert result.named("start")[0].json()["model"] == model
+    assert result.done == {"finish_reason": "stop", "model": "llama-3.2-3b-instruct"}
+
+
+def test_done_names_no_model_when_the_one_asked_for_answered(gunicorn_app, upstream):
+    assert post_chat(gunicorn_app.url, ask(upstream.model())).done == {"finish_reason": "stop"}

@@ -39,11 +39,29 @@ def test_models_list_gives_the_default_model():
         ({"CHATAPP_MAX_MESSAGES": "0"}, "CHATAPP_MAX_MESSAGES must be greater than 0"),
         ({"CHATAPP_UPSTREAM_MAX_RETRIES": "-1"}, "CHATAPP_UPSTREAM_MAX_RETRIES must be 0 or more"),
         ({"CHATAPP_MODELS": "a,b", "CHATAPP_MODEL": "c"}, "not in CHATAPP_MODELS"),
+        ({"CHATAPP_LOG_LEVEL": "loud"}, "CHATAPP_LOG_LEVEL must be one of"),
+        ({"CHATAPP_RATE_LIMIT": "lots"}, "CHATAPP_RATE_LIMIT must look like"),
+        ({"CHATAPP_RATELIMIT_STORAGE_URI": "ftp://x"}, "CHATAPP_RATELIMIT_STORAGE_URI must be"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL must be"),
+        ({"CHATAPP_CHECKPOINT_S": "0"}, "CHATAPP_CHECKPOINT_S must be greater than 0"),
     ],
 )
 def test_bad_values_stop_start_up_naming_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_a_database_password_is_not_in_the_settings_repr_nor_in_the_error():
+    url = "postgresql+psycopg://chat:hunter2@db:5432/chat"
+    assert "hunter2" not in repr(Settings.from_env({"DATABASE_URL": url}))
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"DATABASE_URL": url.replace("postgresql", "oracle")})
+    assert "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize("value", ["30/minute", "10/minute;200/day", ""])
+def test_rate_limits_in_flask_limiter_notation_are_accepted(value):
+    assert Settings.from_env({"CHATAPP_RATE_LIMIT": value}).rate_limit == value
 
 
 def test_zero_retries_is_allowed():
