@@ -42,7 +42,16 @@ def init_access(app: Flask, settings: Settings) -> None:
             return None
         if _is_api(request):
             raise ApiError(401, ErrorCode.UNAUTHORIZED, "Sign in first: this chat needs its access token.")
-        return redirect(url_for("access.sign_in"))
+        # Back to the page asked for once signed in (a conversation's link, say).
+        wanted = request.full_path.rstrip("?") if request.path != "/" else None
+        return redirect(url_for("access.sign_in", next=wanted))
+
+
+def safe_next(target: str | None) -> str | None:
+    """A path on this site to go back to, or None: never another host (`//evil`, `/\\evil`)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
 
 
 def check_token(settings: Settings, given: str) -> bool:

@@ -97,6 +97,8 @@ class StreamErrorCode(StrEnum):
     INTERNAL_ERROR = ErrorCode.INTERNAL_ERROR.value
 
 
+_TOKEN = Event.TOKEN.value
+
 _STREAM_ERROR_CODES: dict[FailureKind, StreamErrorCode] = {
     FailureKind.AUTH: StreamErrorCode.UPSTREAM_AUTH,
     FailureKind.PERMISSION: StreamErrorCode.UPSTREAM_PERMISSION,
@@ -146,6 +148,9 @@ class EventWriter:
         self.sequence = 0  # of the last event written
 
     def event(self, name: Event, payload: dict[str, Any]) -> bytes:
+        return self._frame(name.value, payload)
+
+    def _frame(self, name: str, payload: dict[str, Any]) -> bytes:
         self.sequence += 1
         return event_frame(orjson.dumps(payload), event=name, event_id=f"{self.stream_id}:{self.sequence}")
 
@@ -153,7 +158,7 @@ class EventWriter:
         return self.event(Event.START, {"stream_id": self.stream_id, "model": model, **extra})
 
     def token(self, text: str) -> bytes:
-        return self.event(Event.TOKEN, {"text": text})
+        return self._frame(_TOKEN, {"text": text})  # the name as a plain str: enum access costs here
 
     def reasoning(self, text: str) -> bytes:
         return self.event(Event.REASONING, {"text": text})

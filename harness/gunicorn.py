@@ -26,9 +26,11 @@ class GunicornServer(ServerProcess):
         workers: int | None = 1,
         args: list[str] | None = None,
         port: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
         """`workers=None` keeps gunicorn.conf.py's default (one per core); `args` replace
-        `-c gunicorn.conf.py wsgi:app` (the benchmark runs its reference app so, binding `port`)."""
+        `-c gunicorn.conf.py wsgi:app` (the benchmark runs its reference app so, binding `port`);
+        `cwd`: another checkout of chatapp to run (the benchmark's A/B against an older revision)."""
         self.args = args or ["-c", "gunicorn.conf.py", "wsgi:app"]
         self.port = port or free_port()
         environ = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
@@ -37,7 +39,10 @@ class GunicornServer(ServerProcess):
             environ["WEB_CONCURRENCY"] = str(workers)
         environ.update(env or {})
         argv = [sys.executable, "-m", "gunicorn", *self.args]
-        super().__init__(argv, http_ok(f"{self.url}/healthz"), env=environ)
+        if cwd is None:
+            super().__init__(argv, http_ok(f"{self.url}/healthz"), env=environ)
+        else:
+            super().__init__(argv, http_ok(f"{self.url}/healthz"), env=environ, cwd=cwd)
 
     @property
     def url(self) -> str:

@@ -8,6 +8,9 @@ that must start empty) builds a `harness.gunicorn.GunicornServer` itself.
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +25,13 @@ from tests.support.fake_upstream import FakeUpstream
 # A fake key with a recognisable shape: tests assert it never shows up where it must not.
 FAKE_API_KEY = "sk-test-chatapp-0123456789abcdef"
 
+# In-process apps keep conversations in a throwaway SQLite file (the default would be the
+# repository's instance/ folder); removed when the test run ends.
+_IN_PROCESS_DATA = tempfile.mkdtemp(prefix="chatapp-tests-")
+atexit.register(shutil.rmtree, _IN_PROCESS_DATA, ignore_errors=True)
+
 FAST_DEMO = {
+    "DATABASE_URL": f"sqlite:///{_IN_PROCESS_DATA}/chat.sqlite3",
     "CHATAPP_BACKEND": "demo",
     "CHATAPP_RATE_LIMIT": "",  # tests send many requests from one address; limits have their own tests
     "CHATAPP_DEMO_TOKENS_PER_S": "5000",

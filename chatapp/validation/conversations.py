@@ -51,6 +51,7 @@ class NewMessage:
 class Page:
     limit: int
     before: datetime | None
+    before_id: str | None = None  # the last one's id too: exact when two share an updated_at
 
 
 def parse_conversation_changes(body: bytes, settings: Settings, *, allow_show: bool) -> ConversationChanges:
@@ -99,7 +100,10 @@ def parse_page(args: dict[str, str]) -> Page:
             raise bad(
                 ErrorCode.INVALID_CURSOR, '"before" must be a time with its zone, as the API writes it.'
             )
-    return Page(int(raw_limit), before)
+    before_id = args.get("before_id") or None
+    if before_id is not None and (before is None or not _is_id(before_id)):
+        raise bad(ErrorCode.INVALID_CURSOR, '"before_id" goes with "before": the id of the last one you have.')
+    return Page(int(raw_limit), before, before_id)
 
 
 def _object(body: bytes, settings: Settings) -> dict[str, Any]:

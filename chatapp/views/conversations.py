@@ -55,10 +55,12 @@ def list_models() -> dict[str, Any]:
 @bp.get("/conversations")
 def list_conversations() -> dict[str, Any]:
     page = parse_page(request.args.to_dict())
-    found = _store().list_conversations(before=page.before, limit=page.limit)
+    found = _store().list_conversations(before=page.before, before_id=page.before_id, limit=page.limit)
+    more = len(found) == page.limit
     return {
         "conversations": [conversation_summary(c) for c in found],
-        "next_before": _time(found[-1].updated_at) if len(found) == page.limit else None,
+        "next_before": _time(found[-1].updated_at) if more else None,
+        "next_before_id": found[-1].id if more else None,
     }
 
 
@@ -167,7 +169,7 @@ def _answer(
         client_socket=client_socket(),
         client=client_address(),
         stream_id=stream_id,
-        observer=AnswerRecorder(store, target, settings.checkpoint_s),
+        observer=AnswerRecorder(store, target, state.checkpoints),
         start_fields={
             "conversation_id": conversation.id,
             "user_message_id": question_id,

@@ -1,21 +1,38 @@
 // @ts-check
 /**
- * One chat request: POST to /api/chat with fetch, read the body with a stream reader,
- * decode it with one TextDecoder in stream mode (a character split between two reads is
- * decoded whole), and turn the SSE events of docs/api.md into handler calls.
- * No DOM here; chat.js owns the page.
+ * One streamed answer: POST to any of the three streaming endpoints of docs/api.md
+ * (`/api/chat`, a conversation's `/messages`, an answer's `/regenerate`) with fetch, read
+ * the body with a stream reader, decode it with one TextDecoder in stream mode (a
+ * character split between two reads is decoded whole), and turn the SSE events into
+ * handler calls. No DOM here; the page's modules own it.
  */
 import { createParser } from "./sse.js";
 
 /**
+ * The requests and the event payloads of docs/api.md.
+ *
  * @typedef {{ role: "system" | "user" | "assistant", content: string }} ChatMessage
+ * @typedef {{ messages: ChatMessage[], model?: string }} ChatBody the body of `POST /api/chat`
+ * @typedef {{ content: string, parent_id?: string | null }} MessageBody the body of `POST .../messages`
  * @typedef {{
- *   onStart: (start: { stream_id: string, model: string }) => void,
+ *   stream_id: string,
+ *   model: string,
+ *   conversation_id?: string,
+ *   user_message_id?: string,
+ *   message_id?: string,
+ * }} StartData the last three only from the conversation endpoints
+ * @typedef {{ text: string }} TextData
+ * @typedef {{ prompt_tokens: number, completion_tokens: number, total_tokens: number }} UsageData
+ * @typedef {{ code: string, message: string }} ErrorData
+ * @typedef {"stop" | "length" | "cancelled" | "error"} FinishReason
+ * @typedef {{ finish_reason: FinishReason, model?: string }} DoneData
+ * @typedef {{
+ *   onStart: (start: StartData) => void,
  *   onReasoning: (text: string) => void,
  *   onToken: (text: string) => void,
- *   onUsage: (usage: { prompt_tokens: number, completion_tokens: number, total_tokens: number }) => void,
- *   onError: (error: { code: string, message: string }) => void,
- *   onDone: (finishReason: string) => void,
+ *   onUsage: (usage: UsageData) => void,
+ *   onError: (error: ErrorData) => void,
+ *   onDone: (finishReason: FinishReason) => void,
  * }} StreamHandlers
  */
 
@@ -29,7 +46,9 @@ export class RequestError extends Error {
   constructor(status, code, message) {
     super(message);
     this.name = "RequestError";
+    /** @readonly */
     this.status = status;
+    /** @readonly a stable error code of docs/api.md, or "http_error" when the body had none */
     this.code = code;
   }
 }
@@ -41,12 +60,12 @@ export class RequestError extends Error {
  * network failure.
  *
  * @param {string} url
- * @param {{ messages: ChatMessage[], model?: string }} body
+ * @param {ChatBody | MessageBody | {}} body
  * @param {AbortSignal} signal
  * @param {StreamHandlers} handlers
  * @returns {Promise<"done" | "interrupted">}
  */
-export async function streamChat(url, body, signal, handlers) {
+export async function streamAnswer(url, body, signal, handlers) {
   const response = await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
@@ -58,26 +77,28 @@ export async function streamChat(url, body, signal, handlers) {
   let sawDone = false;
   const parser = createParser({
     onEvent(event) {
+      /** @type {unknown} */
       let data;
       try {
         data = JSON.parse(event.data);
       } catch {
         return; // not ours: every chatapp event carries one line of JSON
       }
+      // The payloads are the server's contract (docs/api.md), trusted here, not re-validated.
       switch (event.event) {
         case "start":
-          return handlers.onStart(data);
+          return handlers.onStart(/** @type {StartData} */ (data));
         case "reasoning":
-          return handlers.onReasoning(data.text);
+          return handlers.onReasoning(/** @type {TextData} */ (data).text);
         case "token":
-          return handlers.onToken(data.text);
+          return handlers.onToken(/** @type {TextData} */ (data).text);
         case "usage":
-          return handlers.onUsage(data);
+          return handlers.onUsage(/** @type {UsageData} */ (data));
         case "error":
-          return handlers.onError(data);
+          return handlers.onError(/** @type {ErrorData} */ (data));
         case "done":
           sawDone = true;
-          return handlers.onDone(data.finish_reason);
+          return handlers.onDone(/** @type {DoneData} */ (data).finish_reason);
         default:
         // Unknown events are ignored, so the server can add new ones.
       }
@@ -99,10 +120,15 @@ export async function streamChat(url, body, signal, handlers) {
   return sawDone ? "done" : "interrupted";
 }
 
-/** @param {Response} response */
-async function requestError(response) {
+/**
+ * The RequestError a refused request's JSON error body describes.
+ *
+ * @param {Response} response
+ * @returns {Promise<RequestError>}
+ */
+export async function requestError(response) {
   try {
-    const { error } = await response.json();
+    const { error } = /** @type {{ error: ErrorData }} */ (await response.json());
     return new RequestError(response.status, error.code, error.message);
   } catch {
     return new RequestError(response.status, "http_error", `The server answered ${response.status}. Try again.`);

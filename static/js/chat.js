@@ -1,38 +1,94 @@
 // @ts-check
 /**
- * The chat page: the composer, the conversation, and one streaming answer at a time.
+ * The chat page: the composer, and one streaming answer at a time into the stored
+ * conversation. A new chat is created on the server with its first message, and the
+ * address becomes its own (`/c/<id>`). Each answer streams from one of the conversation
+ * endpoints of docs/api.md: a message sent, an answer regenerated (or retried), a message
+ * edited and sent again; the server keeps the earlier versions, and the page only shows
+ * the branch on display. An answer that ended early (stopped, cut off) is shown as the
+ * server stored it, which is what the model is told next time.
  *
- * Text from the model only ever reaches the page as text (Text nodes, textContent),
- * never as HTML. Tokens are buffered and painted at most once per animation frame, so
- * a very fast stream costs one layout per frame rather than one per token. The
- * conversation sent with each message is `history`, which includes partial answers
- * that were stopped or cut off, exactly as the person saw them.
+ * Text from the model only ever reaches the page as text, and is painted at most once per
+ * animation frame (message-view.js).
  */
-import { RequestError, streamChat } from "./chat-stream.js";
+import { ConversationsApi, listModels } from "./api.js";
+import { Answers } from "./answers.js";
+import { ConversationView } from "./conversation-view.js";
+import { editInPlace } from "./editor.js";
+import { ConversationSettings } from "./settings.js";
+import { Sidebar, messageOf } from "./sidebar.js";
 
-/** @typedef {import("./chat-stream.js").ChatMessage} ChatMessage */
+/**
+ * @typedef {import("./chat-stream.js").MessageBody} MessageBody
+ * @typedef {import("./message-view.js").MessageView} MessageView
+ * @typedef {import("./api.js").ConversationSettings} StoredSettings
+ * @typedef {{
+ *   chatUrl: string,
+ *   conversationsUrl: string,
+ *   modelsUrl: string,
+ *   newChatUrl: string,
+ *   conversationPageUrl: string,
+ *   conversation: StoredSettings | null,
+ * }} PageConfig what the server renders into #chatapp-config
+ */
 
-const config = JSON.parse(byId("chatapp-config").textContent || "{}");
-const scroller = byId("scroller");
-const log = byId("log");
-const empty = byId("empty");
+document.documentElement.classList.add("js");
+const config = /** @type {PageConfig} */ (JSON.parse(byId("chatapp-config").textContent || "{}"));
+const api = new ConversationsApi(config.conversationsUrl);
+/** The stored conversation shown; null on a new chat until its first message is sent. */
+let conversationId = config.conversation?.id ?? null;
+
+const view = new ConversationView(byId("log"), byId("empty"), byId("scroller"));
 const composer = /** @type {HTMLFormElement} */ (byId("composer"));
 const prompt = /** @type {HTMLTextAreaElement} */ (byId("prompt"));
 const sendButton = /** @type {HTMLButtonElement} */ (byId("send"));
 const status = byId("status");
-const modelName = byId("model-name");
-const hint = byId("hint");
+const problem = byId("problem");
+const heading = byId("conversation-title");
+
+/** @param {string} id */
+const pageUrl = (id) => config.conversationPageUrl + encodeURIComponent(id);
+
+const sidebar = new Sidebar({
+  api,
+  pageUrl,
+  currentId: () => conversationId,
+  onRenamed: (id, title) => id === conversationId && showTitle(title),
+  onCurrentDeleted: () => location.assign(config.newChatUrl),
+  announce,
+});
+const settings = new ConversationSettings({
+  api,
+  listModels: () => listModels(config.modelsUrl),
+  currentId: () => conversationId,
+  saved: {
+    system_prompt: config.conversation?.system_prompt ?? null,
+    temperature: config.conversation?.temperature ?? null,
+    max_tokens: config.conversation?.max_tokens ?? null,
+  },
+  announce,
+});
+
+const answers = new Answers({
+  api,
+  chatUrl: config.chatUrl,
+  currentId: () => conversationId,
+  onBusy(busy) {
+    sendButton.dataset.mode = busy ? "stop" : "send";
+    sendButton.textContent = busy ? "Stop" : "Send";
+    sendButton.setAttribute("aria-label", busy ? "Stop generating" : "Send message");
+    view.setBusy(busy);
+    if (busy) {
+      showProblem(null);
+      view.followFromHere();
+    }
+  },
+  onAnswered: showInSidebar,
+  announce,
+});
 
 /** On touch screens Enter makes a new line and the button sends, as in messaging apps. */
 const touchInput = window.matchMedia("(pointer: coarse)");
-/** Within this many pixels of the bottom, the view follows the stream. */
-const STICKY_PX = 48;
-
-/** @type {ChatMessage[]} */
-const history = [];
-/** @type {Turn | null} */
-let active = null;
-let followStream = true;
 
 /** @param {string} id */
 function byId(id) {
@@ -41,272 +97,154 @@ function byId(id) {
   return element;
 }
 
-/** One rendered message: its text grows in place, painted once per animation frame. */
-class MessageView {
-  /**
-   * @param {"user" | "assistant"} role
-   * @param {string} text
-   */
-  constructor(role, text) {
-    this.root = document.createElement("article");
-    this.root.className = `message ${role}`;
-    this.root.setAttribute("aria-label", role === "user" ? "You said" : "Assistant");
-    this.bubble = document.createElement("div");
-    this.bubble.className = "bubble";
-    this.text = document.createElement("div");
-    this.text.className = "message-text";
-    this.textNode = document.createTextNode(text);
-    this.text.append(this.textNode);
-    this.meta = document.createElement("p");
-    this.meta.className = "meta";
-    this.bubble.append(this.text);
-    this.root.append(this.bubble, this.meta);
-    /** @type {HTMLDetailsElement | null} */
-    this.thinking = null;
-    /** @type {Text | null} */
-    this.thinkingNode = null;
-    this.pendingText = "";
-    this.pendingReasoning = "";
-    this.frame = 0;
-  }
-
-  /** @param {string} state "streaming" | "complete" | "stopped" | "interrupted" | "error" | "failed" */
-  setState(state) {
-    this.root.dataset.state = state;
-    this.root.setAttribute("aria-busy", String(state === "streaming"));
-  }
-
-  /** @param {string} text */
-  appendText(text) {
-    this.pendingText += text;
-    this.schedulePaint();
-  }
-
-  /** @param {string} text */
-  appendReasoning(text) {
-    this.pendingReasoning += text;
-    this.schedulePaint();
-  }
-
-  schedulePaint() {
-    if (!this.frame) this.frame = requestAnimationFrame(() => this.paint());
-  }
-
-  /** Put buffered text on the page now (also called when the stream ends). */
-  paint() {
-    if (this.frame) cancelAnimationFrame(this.frame);
-    this.frame = 0;
-    if (this.pendingReasoning) {
-      this.thinkingSection().appendData(this.pendingReasoning);
-      this.pendingReasoning = "";
-    }
-    if (this.pendingText) {
-      this.textNode.appendData(this.pendingText);
-      this.pendingText = "";
-    }
-    keepFollowing();
-  }
-
-  /** The collapsed "Thinking" section above the answer, made on the first reasoning event. */
-  thinkingSection() {
-    if (!this.thinkingNode) {
-      this.thinking = document.createElement("details");
-      this.thinking.className = "thinking";
-      const summary = document.createElement("summary");
-      summary.textContent = "Thinking";
-      const body = document.createElement("div");
-      body.className = "thinking-text";
-      this.thinkingNode = document.createTextNode("");
-      body.append(this.thinkingNode);
-      this.thinking.append(summary, body);
-      this.bubble.prepend(this.thinking);
-    }
-    return this.thinkingNode;
-  }
-
-  /** @param {string} message */
-  showError(message) {
-    const notice = document.createElement("p");
-    notice.className = "notice error";
-    notice.textContent = message;
-    this.bubble.append(notice);
-  }
-
-  /** @param {string} label */
-  setMeta(label) {
-    this.meta.textContent = label;
-  }
-}
-
-/**
- * One exchange in progress.
- * @typedef {{
- *   view: MessageView,
- *   controller: AbortController,
- *   streamId: string,
- *   text: string,
- *   started: boolean,
- *   finished: boolean,
- *   stopped: boolean,
- *   usage: string,
- * }} Turn
- */
-
-/** @param {MessageView} view */
-function addMessage(view) {
-  empty.hidden = true;
-  log.append(view.root);
-  keepFollowing();
-  return view;
-}
-
-function keepFollowing() {
-  if (followStream) scroller.scrollTop = scroller.scrollHeight;
-}
-
 /** @param {string} message */
 function announce(message) {
   status.textContent = message;
 }
 
-/** @param {boolean} streaming */
-function setStreaming(streaming) {
-  sendButton.dataset.mode = streaming ? "stop" : "send";
-  sendButton.textContent = streaming ? "Stop" : "Send";
-  sendButton.setAttribute("aria-label", streaming ? "Stop generating" : "Send message");
+/** @param {unknown} error or null to take the notice away */
+function showProblem(error) {
+  problem.hidden = error === null;
+  problem.textContent = error === null ? "" : messageOf(error);
+  if (error !== null) announce(problem.textContent);
+}
+
+/** @param {string} title */
+function showTitle(title) {
+  heading.textContent = title;
+  document.title = `${title} · chatapp`;
+}
+
+/** The conversation to send into: created with the first message, with the choices made so far. */
+async function conversation() {
+  if (conversationId) return conversationId;
+  const created = await api.create(settings.forNewConversation());
+  conversationId = created.id;
+  history.replaceState(null, "", pageUrl(created.id));
+  return created.id;
 }
 
 async function send() {
   const text = prompt.value;
-  if (!text.trim() || active) return;
-  const userView = addMessage(new MessageView("user", text));
-  const view = addMessage(new MessageView("assistant", ""));
-  view.setState("streaming");
-  /** @type {Turn} */
-  const turn = {
-    view,
-    controller: new AbortController(),
-    streamId: "",
-    text: "",
-    started: false,
-    finished: false,
-    stopped: false,
-    usage: "",
-  };
-  active = turn;
-  history.push({ role: "user", content: text });
+  if (!text.trim() || answers.active) return;
+  const stored = view.messages().filter((m) => m.id).at(-1);
+  const user = view.add("user", text);
+  const answer = view.add("assistant", "");
   prompt.value = "";
   fitPrompt();
-  followStream = true;
-  setStreaming(true);
-  announce("Generating…");
+  /** @type {MessageBody} */
+  const body = { content: text };
+  // After the answer this page shows, even if another tab has since shown another branch.
+  if (!stored) body.parent_id = null;
+  else if (stored.role === "assistant") body.parent_id = stored.id;
+  await answers.run(async () => api.messagesUrl(await conversation()), body, answer, {
+    user,
+    userParent: stored?.id ?? null,
+    userAlternatives: [],
+    answerAlternatives: [],
+    notSent(error) {
+      user.setState("failed");
+      user.setMeta("Not sent");
+      answer.setState("error");
+      answer.showError(messageOf(error));
+      if (!prompt.value) {
+        prompt.value = text;
+        fitPrompt();
+      }
+      announce(`Not sent: ${messageOf(error)}`);
+    },
+  });
+}
 
-  try {
-    const outcome = await streamChat(config.chatUrl, { messages: [...history] }, turn.controller.signal, {
-      onStart(start) {
-        turn.started = true;
-        turn.streamId = start.stream_id;
-        view.root.dataset.streamId = start.stream_id;
-        modelName.textContent = start.model;
+/** @param {MessageView} old the answer to replace; it stays on the server as a version */
+function regenerate(old) {
+  const id = conversationId;
+  if (answers.active || !id || !old.id) return;
+  const removed = view.cut(old);
+  const answer = view.add("assistant", "");
+  answers.run(async () => api.regenerateUrl(id, old.id), {}, answer, {
+    user: null,
+    userParent: null,
+    userAlternatives: [],
+    answerAlternatives: old.alternatives,
+    notSent(error) {
+      view.restore(removed, [answer]);
+      showProblem(error);
+    },
+  });
+}
+
+/** @param {MessageView} old your message, to edit and send again as a new version beside it */
+function edit(old) {
+  const id = conversationId;
+  if (answers.active || !id || !old.id) return;
+  editInPlace(old, (text) => {
+    if (answers.active) return false;
+    const removed = view.cut(old);
+    const user = view.add("user", text);
+    const answer = view.add("assistant", "");
+    answers.run(async () => api.messagesUrl(id), { content: text, parent_id: old.parentId }, answer, {
+      user,
+      userParent: old.parentId,
+      userAlternatives: old.alternatives,
+      answerAlternatives: [],
+      notSent(error) {
+        view.restore(removed, [user, answer]);
+        showProblem(error);
       },
-      onReasoning: (delta) => view.appendReasoning(delta),
-      onToken(delta) {
-        turn.text += delta;
-        view.appendText(delta);
-      },
-      onUsage(usage) {
-        turn.usage = `${usage.completion_tokens} tokens`;
-        view.meta.title = `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens`;
-      },
-      onError: (error) => view.showError(error.message),
-      onDone: (reason) => finish(turn, reason),
     });
-    if (outcome === "interrupted") finish(turn, "interrupted");
+    return true;
+  });
+}
+
+/** @param {string} id the conversation just answered: the newest, at the top of the sidebar */
+async function showInSidebar(id) {
+  if (sidebar.item(id)) return sidebar.touch(id);
+  try {
+    const stored = await api.get(id);
+    sidebar.upsert(stored);
+    showTitle(stored.title);
+  } catch {
+    // The sidebar catches up on the next page load.
+  }
+}
+
+/**
+ * @param {MessageView} message
+ * @param {-1 | 1} step to the previous or the next version
+ */
+async function showVersion(message, step) {
+  const id = conversationId;
+  const target = message.alternatives[message.alternatives.indexOf(message.id) + step];
+  if (answers.active || !id || !target) return;
+  try {
+    const stored = await api.update(id, { show: target });
+    view.render(stored.messages);
+    showProblem(null);
+    const shown = view.messages().find((m) => m.id === target);
+    const position = shown ? `${shown.alternatives.indexOf(target) + 1} of ${shown.alternatives.length}` : "";
+    announce(`Version ${position}`);
+    // Keep the keyboard where it was: on the same arrow, or the other one at the end of the row.
+    const same = `.versions [data-action="${step < 0 ? "previous" : "next"}"]:not([disabled])`;
+    const button = shown?.root.querySelector(same) ?? shown?.root.querySelector(".versions button:not([disabled])");
+    if (button instanceof HTMLElement) button.focus();
+    for (const m of view.messages()) if (m.state === "streaming") answers.watch(m, { progressive: true });
   } catch (error) {
-    if (turn.stopped) {
-      finish(turn, "cancelled");
-    } else if (!turn.started) {
-      notSent(turn, userView, text, error);
-    } else {
-      finish(turn, "interrupted");
-    }
-  } finally {
-    active = null;
-    setStreaming(false);
+    showProblem(error);
   }
 }
 
-const OUTCOMES = /** @type {Record<string, { state: string, label: string, spoken: string }>} */ ({
-  stop: { state: "complete", label: "", spoken: "Response complete" },
-  length: { state: "complete", label: "Cut off at the length limit", spoken: "Response complete" },
-  cancelled: { state: "stopped", label: "Stopped", spoken: "Stopped" },
-  error: { state: "error", label: "Failed", spoken: "The answer failed" },
-  interrupted: { state: "interrupted", label: "Interrupted: the connection was lost", spoken: "Connection lost" },
-});
-
-/**
- * @param {Turn} turn
- * @param {string} reason a `done` finish_reason, or "interrupted"
- */
-function finish(turn, reason) {
-  if (turn.finished) return;
-  turn.finished = true;
-  const outcome = OUTCOMES[reason] || OUTCOMES.stop;
-  turn.view.paint();
-  turn.view.setState(outcome.state);
-  turn.view.setMeta([outcome.label, turn.usage].filter(Boolean).join(" · "));
-  // What the person saw is what the model is told it said, partial answers included.
-  if (turn.text) history.push({ role: "assistant", content: turn.text });
-  announce(outcome.spoken);
-}
-
-/**
- * The request failed before any answer: say why, and give the text back to edit or resend.
- * @param {Turn} turn
- * @param {MessageView} userView
- * @param {string} text
- * @param {unknown} error
- */
-function notSent(turn, userView, text, error) {
-  turn.finished = true;
-  history.pop();
-  userView.setState("failed");
-  userView.setMeta("Not sent");
-  const message =
-    error instanceof RequestError ? error.message : "Could not reach chatapp. Check your connection and try again.";
-  turn.view.setState("error");
-  turn.view.showError(message);
-  if (!prompt.value) {
-    prompt.value = text;
-    fitPrompt();
+/** @param {MessageView} message */
+async function copy(message) {
+  try {
+    await navigator.clipboard.writeText(message.content);
+  } catch {
+    announce("Could not copy: the browser did not allow it");
+    return;
   }
-  announce(`Not sent: ${message}`);
-}
-
-function stop() {
-  if (!active) return;
-  active.stopped = true;
-  if (active.streamId) {
-    // Besides the abort: a proxy may keep the upstream connection open after the browser
-    // closes its own, and then only this request tells the server to stop the model.
-    // keepalive lets it outlive the page; a 404 (already finished) is no error.
-    fetch(`${config.chatUrl}/${encodeURIComponent(active.streamId)}/stop`, {
-      method: "POST",
-      keepalive: true,
-      headers: { "Content-Type": "application/json" },
-      body: "{}",
-    }).catch(() => {});
-  }
-  active.controller.abort();
-}
-
-function newChat() {
-  stop();
-  history.length = 0;
-  log.replaceChildren(empty);
-  empty.hidden = false;
-  announce("New chat");
-  prompt.focus();
+  const copied = /** @type {HTMLElement} */ (message.root.querySelector(".copied"));
+  copied.hidden = false;
+  setTimeout(() => (copied.hidden = true), 2000);
 }
 
 function fitPrompt() {
@@ -316,33 +254,43 @@ function fitPrompt() {
 
 composer.addEventListener("submit", (event) => {
   event.preventDefault();
-  if (active) stop();
+  if (answers.active) answers.stop();
   else send();
 });
 
 prompt.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && active) {
-    stop();
-    return;
-  }
   // keyCode 229: some browsers report IME keystrokes this way without isComposing.
   if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
   if (touchInput.matches) return;
   event.preventDefault();
-  if (!active) send();
+  if (!answers.active) send();
 });
 
 prompt.addEventListener("input", fitPrompt);
 
-scroller.addEventListener(
-  "scroll",
-  () => {
-    followStream = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICKY_PX;
-  },
-  { passive: true },
-);
+// Escape stops the answer from anywhere on the page, unless it closes a dialog or an editor.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || !answers.active || event.defaultPrevented) return;
+  if (!document.querySelector("dialog[open]")) answers.stop();
+});
 
-byId("new-chat").addEventListener("click", newChat);
+// Leaving the page ends its answer, as closing the connection would, with the stop request too.
+window.addEventListener("pagehide", () => answers.stop());
 
-if (touchInput.matches) hint.textContent = "Tap Send to send.";
+view.log.addEventListener("click", (event) => {
+  const button = event.target instanceof Element ? event.target.closest("button[data-action]") : null;
+  const message = button ? view.viewOf(button) : null;
+  if (!(button instanceof HTMLButtonElement) || !message) return;
+  const action = button.dataset.action;
+  if (action === "copy") copy(message);
+  else if (answers.active) announce("Wait for the answer to finish, or stop it first");
+  else if (action === "regenerate") regenerate(message);
+  else if (action === "edit") edit(message);
+  else if (action === "previous" || action === "next") showVersion(message, action === "previous" ? -1 : 1);
+});
+
+if (touchInput.matches) byId("hint").textContent = "Tap Send to send.";
+for (const message of view.messages()) if (message.state === "streaming") answers.watch(message, { progressive: true });
+settings.loadModels();
+view.keepFollowing();
 prompt.focus();

@@ -45,7 +45,7 @@ class ChatServer:
 
 @pytest.fixture
 def chat_server(
-    chatapp_server: ChatappServers, upstream: FakeUpstream
+    chatapp_server: ChatappServers, upstream: FakeUpstream, tmp_path: Path
 ) -> Iterator[Callable[..., ChatServer]]:
     """Start chatapp under gunicorn whose default model answers with the given behaviour.
 
@@ -56,6 +56,8 @@ def chat_server(
     started: list[GunicornServer] = []
 
     def start(behaviour: Behaviour | None = None, **env: str) -> ChatServer:
+        # The store in the test's own folder (the default would be the repository's instance/).
+        env.setdefault("DATABASE_URL", f"sqlite:///{tmp_path}/chat.sqlite3")
         model = upstream.model(behaviour or Behaviour(), name="page")
         server = chatapp_server(upstream, CHATAPP_MODEL=model, **env)
         started.append(server)

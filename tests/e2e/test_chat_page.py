@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from harness.gunicorn import GunicornServer
 from tests.support.fake_upstream import Behaviour
-from tests.support.gunicorn_runner import GunicornServer
 
 pytestmark = pytest.mark.e2e
 
@@ -40,13 +40,20 @@ RECORD_LENGTHS = """() => {
 }"""
 
 
+# Resolves after the next paint. Playwright reports a page's errors and dialogs in order with its
+# answers, so once this returns, whatever the page did up to that paint has been reported.
+AFTER_NEXT_PAINT = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
 def send(page, text):
     page.fill("#prompt", text)
     page.press("#prompt", "Enter")
 
 
-def wait_for_answer(page, state):
-    page.wait_for_selector(f'{LAST_ANSWER}[data-state="{state}"]')
+def wait_for_answer(page, state, saved=True):
+    """The last answer's text once it is `state`; `saved`: and shows the text the server stored (after
+    a stop the page reads it back, and the model sees that next)."""
+    page.wait_for_selector(f'{LAST_ANSWER}[data-state="{state}"]' + (":not([data-syncing])" if saved else ""))
     return page.locator(f"{LAST_ANSWER} .message-text").text_content()
 
 
@@ -64,7 +71,7 @@ def test_enter_sends_and_the_answer_grows_visibly_to_the_exact_text(page, chat_s
     assert len(intermediate) >= 3, lengths
     assert page.locator(LAST_ANSWER).get_attribute("aria-busy") == "false"
     assert page.locator("#status").text_content() == "Response complete"
-    assert page.locator("#model-name").text_content() == app.model
+    assert page.input_value("#model-select") == app.model
     assert "tokens" in page.locator(f"{LAST_ANSWER} .meta").text_content()
     assert page.locator("#send").text_content() == "Send"
     assert page.problems == []
@@ -100,13 +107,15 @@ def test_shift_enter_makes_a_new_line_and_enter_while_composing_does_not_send(pa
         """() => document.getElementById("prompt").dispatchEvent(new KeyboardEvent(
              "keydown", {key: "Enter", isComposing: true, bubbles: true, cancelable: true}))"""
     )
-    time.sleep(0.3)
+    # dispatchEvent runs the page's handler before it returns: a send would have shown its message.
     assert page.locator(".message").count() == 0
     assert upstream.requests_for(app.model) == []
 
     page.press("#prompt", "Enter")
     wait_for_answer(page, "complete")
-    assert upstream.requests_for(app.model)[0].body["messages"][-1]["content"] == "line one\nline two"
+    # A request the composing Enter had started would have reached the upstream before this one.
+    sent = [r.body["messages"][-1]["content"] for r in upstream.requests_for(app.model)]
+    assert sent == ["line one\nline two"]
 
 
 def test_stop_mid_answer_keeps_the_partial_text_marked_stopped_and_ends_the_upstream(
@@ -120,15 +129,15 @@ def test_stop_mid_answer_keeps_the_partial_text_marked_stopped_and_ends_the_upst
     assert page.locator("#send").text_content() == "Stop"
     page.click("#send")
     partial = wait_for_answer(page, "stopped")
-    time.sleep(0.4)
+    # Once the upstream has let go no token is left to come, and after the next paint none to show.
+    record = upstream.wait_for_request(app.model)
+    assert record.ended.wait(3), "the upstream request is still open"
+    assert record.outcome == "client_closed"
+    page.evaluate(AFTER_NEXT_PAINT)
     assert page.locator(f"{LAST_ANSWER} .message-text").text_content() == partial, "text kept growing"
     assert 0 < len(partial) < len(slow.text)
     assert "Stopped" in page.locator(f"{LAST_ANSWER} .meta").text_content()
     assert page.locator("#status").text_content() == "Stopped"
-
-    record = upstream.wait_for_request(app.model)
-    assert record.ended.wait(3), "the upstream request is still open"
-    assert record.outcome == "client_closed"
 
     # The stopped answer is part of the conversation sent next.
     upstream.set_behaviour(app.model, Behaviour())
@@ -146,7 +155,7 @@ def test_a_dropped_connection_shows_the_answer_as_interrupted(page, chat_server,
     # The worker dies mid-answer: the browser's connection ends without a `done` event.
     for pid in app.server.worker_pids():
         os.kill(pid, signal.SIGKILL)
-    wait_for_answer(page, "interrupted")
+    wait_for_answer(page, "interrupted", saved=False)  # the server marks it when its worker is found gone
     assert "Interrupted" in page.locator(f"{LAST_ANSWER} .meta").text_content()
     assert page.locator("#send").text_content() == "Send"
 
@@ -191,7 +200,7 @@ def test_model_output_is_shown_as_text_and_runs_nothing(page, chat_server):
     send(page, "be evil")
     assert wait_for_answer(page, "complete") == hostile.text
     assert page.locator("#log img, #log script, #log a").count() == 0
-    time.sleep(0.3)
+    page.evaluate(AFTER_NEXT_PAINT)  # an error or dialog the painted text caused is reported by now
     assert page.problems == []
 
 
@@ -236,15 +245,17 @@ def test_works_on_a_phone_sized_screen(browser, chat_server):
         context.close()
 
 
-def test_the_page_works_with_the_demo_model_and_no_configuration(browser, artifacts):
-    server = GunicornServer({"CHATAPP_DEMO_TOKENS_PER_S": "400"}).start()
+def test_the_page_works_with_the_demo_model_and_no_configuration(browser, artifacts, tmp_path):
+    server = GunicornServer(
+        {"CHATAPP_DEMO_TOKENS_PER_S": "400", "DATABASE_URL": f"sqlite:///{tmp_path}/chat.sqlite3"}
+    ).start()
     try:
         for scheme in ("light", "dark"):
             context = browser.new_context(viewport={"width": 900, "height": 720}, color_scheme=scheme)
             try:
                 page = context.new_page()
                 page.goto(server.url)
-                assert page.locator("#model-name").text_content() == "chatapp-demo"
+                assert page.input_value("#model-select") == "chatapp-demo"
                 send(page, "What can you do?")
                 text = wait_for_answer(page, "complete")
                 assert "What can you do?" in text
@@ -271,8 +282,59 @@ def test_stop_before_the_first_token_ends_a_silent_upstream(page, chat_server, u
     assert record.ended.wait(3), "the upstream request is still open"
     assert record.ended_at - clicked_at < 1.0
     assert any("/api/chat/" in url for url in stop_requests)
-    assert page.locator(".notice.error").count() == 0
+    assert page.locator(".notice.error:visible").count() == 0
     assert page.problems == []
+
+
+def test_an_answer_stopped_before_its_first_token_goes_back_as_an_empty_assistant_turn(
+    page, chat_server, upstream
+):
+    """The page left such a turn out, so two user messages followed each other in the history;
+    docs/api.md says it is sent back as an empty assistant message."""
+    app = chat_server(Behaviour(silent=True))
+    page.goto(app.url)
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/messages") else None)
+    send(page, "think hard")
+    upstream.wait_for_request(app.model)
+    page.wait_for_selector(f"{LAST_ANSWER}[data-stream-id]")
+    page.click("#send")
+    wait_for_answer(page, "stopped")
+    assert page.locator(f"{LAST_ANSWER} .meta").text_content() == "Stopped before any answer"
+    assert page.locator(f"{LAST_ANSWER} .bubble").is_hidden(), "an empty bubble with '…' looks still typing"
+    stopped_id = page.locator(LAST_ANSWER).get_attribute("data-id")
+
+    upstream.set_behaviour(app.model, Behaviour())
+    send(page, "and now?")
+    wait_for_answer(page, "complete")
+    expected = [
+        {"role": "user", "content": "think hard"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "and now?"},
+    ]
+    # The page sends each message after the answer it shows; the server adds the history it stored.
+    assert sent == [
+        {"content": "think hard", "parent_id": None},
+        {"content": "and now?", "parent_id": stopped_id},
+    ]
+    assert upstream.requests_for(app.model)[-1].body["messages"] == expected
+    assert page.problems == []
+
+
+def test_new_chat_while_an_answer_streams_starts_an_empty_history(page, chat_server, upstream):
+    """The stopped answer finishes a moment after the click: it must not land in the new chat."""
+    app = chat_server(Behaviour(tokens=tuple(f" word{i}" for i in range(300)), token_interval_s=0.05))
+    page.goto(app.url)
+    send(page, "tell me a long story")
+    page.wait_for_function(f"document.querySelector('{LAST_ANSWER} .message-text')?.textContent.length > 10")
+    page.click("#new-chat")
+    page.wait_for_selector("#send[data-mode=send]")
+
+    upstream.set_behaviour(app.model, Behaviour())
+    send(page, "fresh start")
+    wait_for_answer(page, "complete")
+    fresh = {"role": "user", "content": "fresh start"}
+    assert upstream.requests_for(app.model)[-1].body["messages"] == [fresh]
 
 
 def test_auto_scroll_follows_the_stream_until_the_reader_scrolls_up(browser, chat_server):

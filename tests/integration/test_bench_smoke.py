@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -38,3 +39,19 @@ def test_decode_micro_benchmark_runs():
     )
     assert run.returncode == 0, run.stderr
     assert "ratio:" in run.stdout
+
+
+def test_conversation_benchmark_runs():
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.conversations", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    errors = re.findall(r"errors=(\d+)", run.stdout)
+    assert errors, run.stdout
+    assert set(errors) == {"0"}, run.stdout
+    assert "ratio" in run.stdout
+    assert "200-message conversation: page p50" in run.stdout

@@ -96,3 +96,19 @@ def test_start_up_warns_when_listening_beyond_loopback_without_a_token(monkeypat
     assert bool(server.warnings) is warned
     if warned:
         assert "CHATAPP_ACCESS_TOKEN" in server.warnings[0]
+
+
+def test_signing_in_returns_to_the_conversation_that_was_asked_for(private):
+    asked = private.get("/c/abc123")
+    assert asked.status_code == 302
+    assert asked.headers["Location"].endswith("/sign-in?next=/c/abc123")
+    form = private.get("/sign-in?next=/c/abc123").get_data(as_text=True)
+    assert 'name="next" value="/c/abc123"' in form
+    signed_in = private.post("/sign-in", data={"token": TOKEN, "next": "/c/abc123"})
+    assert signed_in.headers["Location"] == "/c/abc123"
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+def test_signing_in_never_sends_a_person_to_another_site(private, target):
+    signed_in = private.post("/sign-in", data={"token": TOKEN, "next": target})
+    assert signed_in.headers["Location"] == "/"
