@@ -1,13 +1,14 @@
-"""Keeping a stored conversation's answer while it streams: `AnswerRecorder`, a relay observer.
+"""Keeping a stored conversation's answer while it streams: `AnswerRecorder` and `CheckpointWriter`.
 
-The relay hands it each read's events (a list append, never a database call per
-token). A timer greenlet saves the text so far at most every `checkpoint_s`
-seconds, when it changed, and touches the row every few intervals when it did
-not, which tells other workers the answer is alive; a worker killed with SIGKILL
-therefore loses at most one interval, and the answer is later found as an
-orphan and marked `interrupted` (store.mark_orphans_interrupted). The end is
-written before the relay sends `done`, so a client that got `done` reads the
-final answer back.
+The relay hands the recorder each read's events (a list append, never a database
+call per token). One `CheckpointWriter` per process saves the text so far of
+every answer that changed, all in one unit of work, every `checkpoint_s`
+seconds, and touches the unchanged ones every few intervals, which tells other
+workers those answers are alive. A worker killed with SIGKILL therefore loses at
+most one interval, and its answers are later found as orphans and marked
+`interrupted` (store.mark_orphans_interrupted). An answer's end is written by
+its own stream before the relay sends `done`, so a client that got `done` reads
+the final answer back.
 """
 
 from __future__ import annotations
@@ -44,18 +45,26 @@ class AnswerTarget:
 
 
 class AnswerRecorder:
-    def __init__(self, store: Store, target: AnswerTarget, checkpoint_s: float) -> None:
+    """One answer's text as it streams (a `relay.StreamObserver`)."""
+
+    def __init__(self, store: Store, target: AnswerTarget, writer: CheckpointWriter) -> None:
         self._store = store
-        self._target = target
-        self._checkpoint_s = checkpoint_s
+        self.target = target
+        self._writer = writer
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._usage: Usage | None = None
-        self._saved = (0, 0)  # lengths of text and reasoning at the last checkpoint
-        self._ended = threading.Event()
-        self._timer: threading.Thread | None = None
+        self.saved_parts = (0, 0)  # how many text and reasoning parts the last checkpoint held
+        self.unchanged_ticks = 0
 
-    # -- StreamObserver ----------------------------------------------------------------
+    def parts(self) -> tuple[int, int]:
+        return len(self._text), len(self._reasoning)
+
+    def snapshot(self) -> tuple[str, str | None]:
+        return "".join(self._text), "".join(self._reasoning) or None
+
+    def began(self) -> None:
+        self._writer.add(self)
 
     def seen(self, events: list[BackendEvent]) -> None:
         for event in events:
@@ -65,53 +74,75 @@ class AnswerRecorder:
                 self._reasoning.append(event.text)
             elif type(event) is Usage:
                 self._usage = event
-        if self._timer is None:
-            # Started with the first events, in the worker (a greenlet under gevent).
-            self._timer = threading.Thread(target=self._checkpoints, name="checkpoints", daemon=True)
-            self._timer.start()
 
     def ended(self, end: StreamEnd) -> None:
-        self._ended.set()
-        text, reasoning = "".join(self._text), "".join(self._reasoning)
+        self._writer.discard(self)
+        text, reasoning = self.snapshot()
         code, message = end.error if end.error is not None else (None, None)
         self._store.finish_message(
-            self._target.message_id,
+            self.target.message_id,
             status=status_for(end),
             content=text,
-            reasoning=reasoning or None,
+            reasoning=reasoning,
             finish_reason=end.finish_reason,
             error_code=code,
             error_message=message,
-            usage=self._final_usage(text, reasoning),
+            usage=self._final_usage(text, reasoning or ""),
             model=end.served_model,
             ttft_ms=end.ttft_ms,
             duration_ms=end.duration_ms,
         )
 
-    # -- checkpoints -------------------------------------------------------------------
-
-    def _checkpoints(self) -> None:
-        ticks = 0
-        while not self._ended.wait(self._checkpoint_s):
-            ticks += 1
-            lengths = (len(self._text), len(self._reasoning))
-            if lengths == self._saved and ticks % TOUCH_EVERY:
-                continue
-            try:
-                self._store.checkpoint(
-                    self._target.message_id, "".join(self._text), "".join(self._reasoning) or None
-                )
-                self._saved = lengths
-            except Exception:  # a missed checkpoint costs at most one interval; the end is still written
-                log.exception("answer %s: checkpoint failed", self._target.message_id)
-
     def _final_usage(self, text: str, reasoning: str) -> StoredUsage:
         if self._usage is not None:
             u = self._usage
             return StoredUsage(u.prompt_tokens, u.completion_tokens, u.total_tokens)
-        prompt = math.ceil(self._target.prompt_chars / CHARS_PER_TOKEN)
+        prompt = math.ceil(self.target.prompt_chars / CHARS_PER_TOKEN)
         completion = math.ceil((len(text) + len(reasoning)) / CHARS_PER_TOKEN)
         return StoredUsage(prompt, completion, prompt + completion, estimated=True)
+
+
+class CheckpointWriter:
+    """Saves every live answer of this process that changed, in one unit of work per interval."""
+
+    def __init__(self, store: Store, interval_s: float) -> None:
+        self._store = store
+        self._interval_s = interval_s
+        self._live: set[AnswerRecorder] = set()
+        self._thread: threading.Thread | None = None
+
+    def add(self, recorder: AnswerRecorder) -> None:
+        self._live.add(recorder)
+        if self._thread is None:
+            # Started on first use, so that under gunicorn it is a greenlet of the worker.
+            self._thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
+            self._thread.start()
+
+    def discard(self, recorder: AnswerRecorder) -> None:
+        self._live.discard(recorder)
+
+    def _run(self) -> None:
+        event = threading.Event()  # never set: a sleep that gevent and threads both honour
+        while True:
+            event.wait(self._interval_s)
+            try:
+                self.write_due()
+            except Exception:  # a missed checkpoint costs one interval; the next one retries
+                log.exception("checkpoint failed")
+
+    def write_due(self) -> None:
+        """One checkpoint of every answer whose text changed, or that is due to be touched."""
+        due: list[tuple[AnswerRecorder, tuple[int, int]]] = []
+        for recorder in list(self._live):
+            parts = recorder.parts()
+            recorder.unchanged_ticks += 1
+            if parts != recorder.saved_parts or recorder.unchanged_ticks >= TOUCH_EVERY:
+                due.append((recorder, parts))
+        if not due:
+            return
+        self._store.checkpoint_many([(r.target.message_id, *r.snapshot()) for r, _ in due])
+        for recorder, parts in due:
+            recorder.saved_parts, recorder.unchanged_ticks = parts, 0
 
 
 def status_for(end: StreamEnd) -> Status:

@@ -95,8 +95,11 @@ class StreamEnd:
 
 class StreamObserver(Protocol):
     """Sees what a stream relays (a stored conversation's answer is written so). Called in the
-    relay's greenlet: `seen` once per read (never per token), `ended` once, before `done` is
-    written, so that a client that got `done` finds the answer stored."""
+    relay's greenlet: `began` when the response body starts, `seen` once per read (never per
+    token), `ended` once, before `done` is written, so that a client that got `done` finds the
+    answer stored."""
+
+    def began(self) -> None: ...
 
     def seen(self, events: list[BackendEvent]) -> None: ...
 
@@ -144,6 +147,8 @@ class Relay:
         try:
             if self._registry is not None:
                 self._registry.add(self)
+            if self._observer is not None:
+                self._observer.began()
             stop_watching = watch_for_disconnect(self._socket, lambda: self.cancel(Cause.CLIENT_GONE))
             # Bytes at once: proxies and the browser see the stream open before the model speaks.
             start = self._writer.start(self.model_stream.model, **self._start_fields)

@@ -13,7 +13,7 @@ from flask import Flask
 from .config import Settings
 from .llm.base import Backend
 from .model_catalog import ModelCatalog
-from .recording import ORPHAN_AFTER_CHECKPOINTS
+from .recording import ORPHAN_AFTER_CHECKPOINTS, CheckpointWriter
 from .store import Store, database_url, upgrade_to_head
 from .streams import StreamRegistry
 
@@ -30,6 +30,7 @@ class AppState:
     instance_path: str
     models: ModelCatalog
     _store: Store | None = field(default=None, init=False, repr=False)
+    _checkpoints: CheckpointWriter | None = field(default=None, init=False, repr=False)
     _store_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
@@ -41,6 +42,13 @@ class AppState:
                 if self._store is None:
                     self._store = self._open_store()
         return self._store
+
+    @property
+    def checkpoints(self) -> CheckpointWriter:
+        """This process's writer of streaming answers' checkpoints."""
+        if self._checkpoints is None:
+            self._checkpoints = CheckpointWriter(self.store, self.settings.checkpoint_s)
+        return self._checkpoints
 
     @property
     def orphan_age(self) -> timedelta:

@@ -3,7 +3,7 @@
 SQLite by default (a file in Flask's instance folder), PostgreSQL when
 `DATABASE_URL` says so; SQLAlchemy 2.x models (models.py), Alembic migrations
 (migrate.py, migrations/), and `Store` (store.py), whose methods are safe to call
-from any greenlet of a gevent worker (offload.py says how). Nothing here knows
+from any greenlet of a gevent worker, or any thread (offload.py says how). Nothing here knows
 Flask or HTTP: the views map the typed errors (errors.py) to status codes.
 
 At start-up, in each worker::

@@ -1,23 +1,39 @@
 """Units of work on conversations: create, read, list, change, delete, and which branch is shown.
 
-Each function takes the unit's `Session` (one transaction, see `Store.run`) and
-returns records, never rows, so nothing is loaded after the unit ends.
+Each function takes the unit's `Connection` (one transaction, see `Store.run`)
+and returns records, never rows, so nothing is read after the unit ends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy.engine import Connection
 
 from . import queries
-from .errors import MessageNotFound
-from .models import ConversationRow, MessageRow, new_id, utcnow
+from .errors import ConversationNotFound, MessageNotFound
+from .models import CONVERSATIONS, MESSAGES, new_id, utcnow
 from .records import Conversation, ConversationView, Message, Role
 from .titles import title_from
+
+C, M = CONVERSATIONS, MESSAGES
+
+_DELETE = C.delete().where(C.c.id == bindparam("conversation_id"))
+_SHOW = C.update().where(C.c.id == bindparam("conversation_id"))
+_FIRST_QUESTION = (
+    select(M.c.content)
+    .where(
+        M.c.conversation_id == bindparam("conversation_id"),
+        M.c.parent_id.is_(None),
+        M.c.role == Role.USER.value,
+    )
+    .order_by(M.c.created_at, M.c.id)
+    .limit(1)
+)
 
 
 class Unset(Enum):
@@ -39,10 +55,12 @@ class Settings:
     max_tokens: int | None = None
 
 
-def create(session: Session, title: str | None, settings: Settings, owner_id: str | None) -> Conversation:
+def create(
+    connection: Connection, title: str | None, settings: Settings, owner_id: str | None
+) -> Conversation:
     now = utcnow()
     title = (title or "").strip() or None
-    row = ConversationRow(
+    conversation = Conversation(
         id=new_id(),
         owner_id=owner_id,
         title=title,
@@ -51,88 +69,80 @@ def create(session: Session, title: str | None, settings: Settings, owner_id: st
         system_prompt=settings.system_prompt,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+        current_leaf_id=None,
         created_at=now,
         updated_at=now,
     )
-    session.add(row)
-    session.flush()
-    return row.record()
+    connection.execute(C.insert(), asdict(conversation))
+    return conversation
 
 
-def get(session: Session, conversation_id: str) -> Conversation:
-    return queries.conversation_row(session, conversation_id).record()
+def get(connection: Connection, conversation_id: str) -> Conversation:
+    return queries.conversation_record(queries.conversation_row(connection, conversation_id))
 
 
-def read(session: Session, conversation_id: str, leaf_id: str | None) -> ConversationView:
+def read(connection: Connection, conversation_id: str, leaf_id: str | None) -> ConversationView:
     """The conversation and a branch: to `leaf_id`, or the one on display."""
-    row = queries.conversation_row(session, conversation_id)
-    tree = queries.load_tree(session, conversation_id)
+    row = queries.conversation_row(connection, conversation_id)
+    tree = queries.load_tree(connection, conversation_id)
     if leaf_id is not None and leaf_id not in tree:
         raise MessageNotFound(leaf_id)
-    leaf = leaf_id if leaf_id is not None else queries.shown_leaf(row, tree)
-    return ConversationView(row.record(), queries.branch(session, tree, leaf))
+    leaf = leaf_id if leaf_id is not None else queries.shown_leaf(row.current_leaf_id, tree)
+    return ConversationView(queries.conversation_record(row), queries.branch(connection, tree, leaf))
 
 
 def list_page(
-    session: Session, owner_id: str | None, before: datetime | None, before_id: str | None, limit: int
+    connection: Connection, owner_id: str | None, before: datetime | None, before_id: str | None, limit: int
 ) -> list[Conversation]:
     """Newest first. `before` is the `updated_at` of the last one already shown; `before_id`, its id,
     also pages through conversations updated in the same microsecond."""
-    owner = ConversationRow.owner_id.is_(None) if owner_id is None else ConversationRow.owner_id == owner_id
-    query = select(ConversationRow).where(owner)
+    owner = C.c.owner_id.is_(None) if owner_id is None else C.c.owner_id == owner_id
+    query = select(C).where(owner)
     if before is not None:
-        older = ConversationRow.updated_at < before
+        older = C.c.updated_at < before
         if before_id is not None:
-            older = or_(older, and_(ConversationRow.updated_at == before, ConversationRow.id < before_id))
+            older = or_(older, and_(C.c.updated_at == before, C.c.id < before_id))
         query = query.where(older)
-    query = query.order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc()).limit(limit)
-    return [row.record() for row in session.scalars(query)]
+    query = query.order_by(C.c.updated_at.desc(), C.c.id.desc()).limit(limit)
+    return [queries.conversation_record(row) for row in connection.execute(query)]
 
 
 def update(
-    session: Session,
+    connection: Connection,
     conversation_id: str,
     title: str | Unset | None,
     settings: dict[str, object],
 ) -> Conversation:
     """Change the fields given. A title renames (no longer following the first message);
     None or "" as the title goes back to the automatic one."""
-    row = queries.conversation_row(session, conversation_id)
+    row = queries.conversation_row(connection, conversation_id)
+    changes: dict[str, Any] = dict(settings)
     if title is not UNSET:
         title = (title or "").strip() or None
-        row.title_is_custom = title is not None
-        row.title = title if title is not None else _automatic_title(session, conversation_id)
-    for name, value in settings.items():
-        setattr(row, name, value)
-    row.updated_at = utcnow()
-    session.flush()
-    return row.record()
+        changes["title_is_custom"] = title is not None
+        changes["title"] = title if title is not None else _automatic_title(connection, conversation_id)
+    changes["updated_at"] = utcnow()
+    connection.execute(C.update().where(C.c.id == conversation_id).values(**changes))
+    return replace(queries.conversation_record(row), **changes)
 
 
-def delete(session: Session, conversation_id: str) -> None:
+def delete(connection: Connection, conversation_id: str) -> None:
     """Delete the conversation; the database deletes its messages (ON DELETE CASCADE)."""
-    session.delete(queries.conversation_row(session, conversation_id))
+    if connection.execute(_DELETE, {"conversation_id": conversation_id}).rowcount == 0:
+        raise ConversationNotFound(conversation_id)
 
 
-def show(session: Session, conversation_id: str, message_id: str) -> list[Message]:
+def show(connection: Connection, conversation_id: str, message_id: str) -> list[Message]:
     """Display the branch through `message_id`, down to its newest leaf (choosing an alternative)."""
-    row = queries.conversation_row(session, conversation_id)
-    tree = queries.load_tree(session, conversation_id)
+    queries.conversation_row(connection, conversation_id)
+    tree = queries.load_tree(connection, conversation_id)
     if message_id not in tree:
         raise MessageNotFound(message_id)
-    row.current_leaf_id = tree.newest_leaf_under(message_id)
-    return queries.branch(session, tree, row.current_leaf_id)
+    leaf = tree.newest_leaf_under(message_id)
+    connection.execute(_SHOW, {"conversation_id": conversation_id, "current_leaf_id": leaf})
+    return queries.branch(connection, tree, leaf)
 
 
-def _automatic_title(session: Session, conversation_id: str) -> str | None:
-    first = session.scalars(
-        select(MessageRow.content)
-        .where(
-            MessageRow.conversation_id == conversation_id,
-            MessageRow.parent_id.is_(None),
-            MessageRow.role == Role.USER,
-        )
-        .order_by(MessageRow.created_at, MessageRow.id)
-        .limit(1)
-    ).first()
+def _automatic_title(connection: Connection, conversation_id: str) -> str | None:
+    first = connection.scalar(_FIRST_QUESTION, {"conversation_id": conversation_id})
     return title_from(first) if first is not None else None

@@ -6,8 +6,12 @@ deleting a conversation deletes its messages) and a busy timeout (a write waits
 for another process's write instead of failing at once). `postgresql://` and
 `postgres://` URLs are read as `postgresql+psycopg://` (psycopg 3).
 
-SQLite gets no connection pool: each unit of work opens its connection and
-closes it in the thread that ran it (see `offload.py` for why that matters).
+A SQLite store engine holds ONE connection, opened on first use and kept
+(`StaticPool`): opening one costs more than the work (the PRAGMAs, and closing
+the last connection of a WAL database checkpoints the WAL). It is for one thread
+only, the one that runs that engine's units (offload.py): sqlite3's own
+`check_same_thread` stays on, so a second thread touching it raises instead of
+sharing it. Migrations ask for `pooled=False`: a connection per use, closed after.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, StaticPool
 
 SQLITE_FILE_NAME = "chatapp.sqlite3"
 DEFAULT_BUSY_TIMEOUT_S = 10.0
@@ -54,14 +58,25 @@ def create_store_engine(
     url: str | URL,
     *,
     pooled: bool = True,
+    read_only: bool = False,
+    waits: bool = True,
     foreign_keys: bool = True,
     busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
 ) -> Engine:
-    """An engine for the store. `pooled=False` opens a connection per unit of work (PostgreSQL only:
-    SQLite never pools). `foreign_keys=False` is for migrations only (see `migrate.py`)."""
+    """An engine for the store. `pooled=False` opens a connection per use. SQLite pooled: one
+    persistent connection, for one thread (see the module's docstring); `read_only`: it refuses
+    writes; `waits=False`: it never waits for a lock (SQLITE_BUSY at once) and never checkpoints
+    the WAL (inline_first.py). `foreign_keys=False` is for migrations only (see `migrate.py`)."""
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, foreign_keys=foreign_keys, busy_timeout_s=busy_timeout_s)
+        return _sqlite_engine(
+            url,
+            pooled=pooled,
+            read_only=read_only,
+            waits=waits,
+            foreign_keys=foreign_keys,
+            busy_timeout_s=busy_timeout_s,
+        )
     options: dict[str, Any] = {"connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT_S}}
     if pooled:
         options["pool_pre_ping"] = True  # a server restart leaves dead connections in the pool
@@ -70,12 +85,24 @@ def create_store_engine(
     return create_engine(url, **options)
 
 
-def _sqlite_engine(url: URL, *, foreign_keys: bool, busy_timeout_s: float) -> Engine:
+def _sqlite_engine(
+    url: URL, *, pooled: bool, read_only: bool, waits: bool, foreign_keys: bool, busy_timeout_s: float
+) -> Engine:
     if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
-        # Each unit of work has its own connection: an in-memory database would start empty each time.
+        # The store's reads and writes have connections of their own: each would see its own empty database.
         raise ValueError("the store needs a SQLite file, not an in-memory database")
     Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": busy_timeout_s})
+    _use_wal(url.database, busy_timeout_s)
+    engine = create_engine(
+        url,
+        poolclass=StaticPool if pooled else NullPool,
+        # SQLAlchemy turns the check off for file databases (for its QueuePool); the store's
+        # connections each belong to one thread, and sqlite3 is asked to enforce it.
+        connect_args={"timeout": busy_timeout_s if waits else 0, "check_same_thread": True},
+        # Every unit ends its transaction itself. The pool's rollback on return would also run
+        # when a store that was never closed is garbage-collected, in whatever thread that is.
+        pool_reset_on_return=None,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -85,26 +112,32 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool, busy_timeout_s: float) -> En
         dbapi_connection.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         # With WAL, NORMAL survives a killed process; only a power cut may lose the last commits.
         dbapi_connection.execute("PRAGMA synchronous = NORMAL")
+        if read_only:
+            dbapi_connection.execute("PRAGMA query_only = ON")
+        if not waits:
+            # Checkpointing copies the WAL into the database file and fsyncs it: slow.
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint = 0")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
-    _use_wal(engine, busy_timeout_s)
     return engine
 
 
-def _use_wal(engine: Engine, timeout_s: float) -> None:
+def _use_wal(path: str, timeout_s: float) -> None:
     """Create the file and switch it to WAL; the mode is kept in the file, so once is enough.
 
-    The switch needs the database to itself and SQLite does not wait on its busy timeout for
-    it: several workers opening a new file at once get "database is locked". So: only when
-    not in WAL yet, and retried until the timeout.
+    On a connection of its own, closed at once: the engine's pooled connection must be
+    opened by the thread that will use it. The switch needs the database to itself and
+    SQLite does not wait on its busy timeout for it: several workers opening a new file
+    at once get "database is locked". So: only when not in WAL yet, and retried until
+    the timeout.
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        connection = engine.raw_connection()
+        connection = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
         try:
             # Outside any transaction: SQLite refuses to change the journal mode inside one.
             cursor = connection.cursor()

@@ -1,29 +1,54 @@
 """Units of work on messages: a question, an answer's start, checkpoints and end, orphans, the context.
 
 An answer is written while it streams: `start_answer` creates it `streaming`,
-`checkpoint` saves its text so far (the caller: at most once a second, never per
-token), `finish` writes its final state. A worker killed mid-answer leaves it
+`checkpoint_many` saves the text so far of every live answer of a process in one
+unit (`checkpoint`, of one; the caller: at most once a second, never per token),
+`finish` writes its final state. A worker killed mid-answer leaves it
 `streaming`; `find_orphans` and `mark_interrupted` turn it `interrupted`, text kept.
+
+These run for every answer, so each is a few prepared Core statements (queries.py
+says why) and builds its record from what it wrote rather than reading it back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, bindparam, func, literal_column, or_, select
+from sqlalchemy.engine import Connection
 
 from . import queries
-from .errors import InvalidParent, MessageNotFound, WrongRole
-from .models import MessageRow, new_id, utcnow
+from .errors import ConversationNotFound, InvalidParent, MessageNotFound, WrongRole
+from .models import CONVERSATIONS, MESSAGES, new_id, utcnow
 from .records import FINAL_STATUSES, Message, Role, Status, Usage
 from .titles import title_from
 
+C, M = CONVERSATIONS, MESSAGES
+
 # A checkpoint or the end may also land on an answer marked interrupted by mistake (its
-# stream was alive after all, only late): the live stream's write wins.
-_WRITABLE = (Status.STREAMING, Status.INTERRUPTED)
+# stream was alive after all, only late): the live stream's write wins. Spelled as OR,
+# not IN: an IN list is an "expanding" parameter, which executemany() refuses.
+_WRITABLE = or_(M.c.status == Status.STREAMING.value, M.c.status == Status.INTERRUPTED.value)
+_THIS_ONE = M.c.id == bindparam("message_id")
+
+_PARENT = select(M.c.conversation_id, M.c.role).where(_THIS_ONE)
+_INSERT = M.insert()
+# A new message is shown (the current leaf); the first user message also names the conversation.
+_SHOW_ANSWER = C.update().where(C.c.id == bindparam("conversation_id"))
+_SHOW_QUESTION = _SHOW_ANSWER.values(title=func.coalesce(C.c.title, bindparam("automatic_title")))
+_CHECKPOINT = M.update().where(_THIS_ONE, _WRITABLE).values(status=Status.STREAMING.value)
+_CHECKPOINT_ONE = _CHECKPOINT.returning(M.c.id)
+_STILL_WRITABLE = (
+    select(M.c.id)
+    .where(M.c.id.in_(bindparam("message_ids", expanding=True)), _WRITABLE)
+    .order_by(M.c.id)
+    .with_for_update()  # PostgreSQL: they stay writable until this unit ends; SQLite: already so
+)
+_FINISH = M.update().where(_THIS_ONE, _WRITABLE).values(stream_id=None).returning(*M.c)
+_TOUCH = C.update().where(C.c.id == bindparam("conversation_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,154 +66,213 @@ class Outcome:
 
 
 def add_question(
-    session: Session, conversation_id: str, content: str, parent_id: str | None, at_root: bool
+    connection: Connection, conversation_id: str, content: str, parent_id: str | None, at_root: bool
 ) -> Message:
     """A user message after `parent_id`; when None, after the branch on display, or `at_root`: a
     new first message."""
-    conversation = queries.conversation_row(session, conversation_id)
     if at_root:
         if parent_id is not None:
             raise ValueError("a message at the root has no parent")
     elif parent_id is None:
-        parent_id = conversation.current_leaf_id
-    elif _in_conversation(session, conversation_id, parent_id) is None:
+        parent_id = queries.conversation_row(connection, conversation_id).current_leaf_id
+    elif _in_conversation(connection, conversation_id, parent_id) is None:
+        queries.conversation_row(connection, conversation_id)  # an unknown conversation says so first
         raise InvalidParent(parent_id, "it is not a message of this conversation")
-    return _add(session, conversation_id, parent_id, Role.USER, content)
+    return _add(connection, conversation_id, parent_id, Role.USER, content)
 
 
-def edit_question(session: Session, conversation_id: str, message_id: str, content: str) -> Message:
+def edit_question(connection: Connection, conversation_id: str, message_id: str, content: str) -> Message:
     """A new version of a user message: a sibling with the same parent, shown from now on."""
-    original = queries.message_row(session, conversation_id, message_id)
+    original = queries.message_row(connection, conversation_id, message_id)
     if original.role != Role.USER:
         raise WrongRole(message_id, Role.USER)
-    return _add(session, conversation_id, original.parent_id, Role.USER, content)
+    return _add(connection, conversation_id, original.parent_id, Role.USER, content)
 
 
 def start_answer(
-    session: Session, conversation_id: str, question_id: str, model: str | None, stream_id: str
+    connection: Connection, conversation_id: str, question_id: str, model: str | None, stream_id: str
 ) -> Message:
     """An assistant message, `streaming`, answering `question_id`; a second one is an alternative."""
-    question = _in_conversation(session, conversation_id, question_id)
+    question = _in_conversation(connection, conversation_id, question_id)
     if question is None:
         raise InvalidParent(question_id, "it is not a message of this conversation")
     if question.role != Role.USER:
         raise InvalidParent(question_id, "an answer follows a user message")
-    return _add(session, conversation_id, question_id, Role.ASSISTANT, "", model=model, stream_id=stream_id)
+    return _add(
+        connection, conversation_id, question_id, Role.ASSISTANT, "", model=model, stream_id=stream_id
+    )
 
 
 def regenerate(
-    session: Session, conversation_id: str, answer_id: str, model: str | None, stream_id: str
+    connection: Connection, conversation_id: str, answer_id: str, model: str | None, stream_id: str
 ) -> Message:
     """A new alternative to the assistant message `answer_id`: another answer to its question."""
-    answer = queries.message_row(session, conversation_id, answer_id)
+    answer = queries.message_row(connection, conversation_id, answer_id)
     if answer.role != Role.ASSISTANT or answer.parent_id is None:
         raise WrongRole(answer_id, Role.ASSISTANT)
-    return start_answer(session, conversation_id, answer.parent_id, model, stream_id)
+    return start_answer(connection, conversation_id, answer.parent_id, model, stream_id)
 
 
-def checkpoint(session: Session, message_id: str, content: str, reasoning: str | None) -> bool:
+def checkpoint(connection: Connection, message_id: str, content: str, reasoning: str | None) -> bool:
     """Save a streaming answer's text so far; False when it has already ended (nothing written)."""
-    written = session.scalars(
-        update(MessageRow)
-        .where(MessageRow.id == message_id, MessageRow.status.in_(_WRITABLE))
-        .values(content=content, reasoning=reasoning, status=Status.STREAMING, updated_at=utcnow())
-        .returning(MessageRow.id)
+    written = connection.execute(
+        _CHECKPOINT_ONE,
+        {"message_id": message_id, "content": content, "reasoning": reasoning, "updated_at": utcnow()},
     ).first()
     return written is not None
 
 
+def checkpoint_many(connection: Connection, answers: Sequence[tuple[str, str, str | None]]) -> list[str]:
+    """Save the text so far of many streaming answers, (id, content, reasoning) each, in one
+    executemany; the ids written, in the order given. An id missing there had ended (or was never
+    an answer): nothing was written to it."""
+    ids = list(dict.fromkeys(message_id for message_id, _, _ in answers))
+    writable = set(connection.scalars(_STILL_WRITABLE, {"message_ids": ids}))
+    if not writable:
+        return []
+    now = utcnow()
+    connection.execute(
+        _CHECKPOINT,
+        [
+            {"message_id": message_id, "content": content, "reasoning": reasoning, "updated_at": now}
+            for message_id, content, reasoning in answers
+            if message_id in writable
+        ],
+    )
+    return [message_id for message_id in ids if message_id in writable]
+
+
 def finish(
-    session: Session, message_id: str, content: str, reasoning: str | None, outcome: Outcome
+    connection: Connection, message_id: str, content: str, reasoning: str | None, outcome: Outcome
 ) -> Message:
     """Write an answer's final state. An answer that already ended is left as it was (and returned)."""
     if outcome.status not in FINAL_STATUSES:
         raise ValueError(f"an answer ends as one of {sorted(FINAL_STATUSES)}, not {outcome.status!r}")
-    row = session.get(MessageRow, message_id)
-    if row is None:
-        raise MessageNotFound(message_id)
-    if row.status in _WRITABLE:
-        now = utcnow()
-        row.content, row.reasoning, row.status = content, reasoning, outcome.status
-        row.finish_reason = outcome.finish_reason
-        row.error_code, row.error_message = outcome.error_code, outcome.error_message
-        row.ttft_ms, row.duration_ms = outcome.ttft_ms, outcome.duration_ms
-        row.model = outcome.model or row.model
-        if outcome.usage is not None:
-            usage = outcome.usage
-            row.prompt_tokens, row.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-            row.total_tokens, row.usage_estimated = usage.total_tokens, usage.estimated
-        row.stream_id = None
-        row.updated_at = now
-        queries.conversation_row(session, row.conversation_id).updated_at = now
-        session.flush()
-    return row.record(queries.alternatives(session, row))
+    now = utcnow()
+    values: dict[str, Any] = {
+        "message_id": message_id,
+        "content": content,
+        "reasoning": reasoning,
+        "status": outcome.status.value,
+        "finish_reason": outcome.finish_reason,
+        "error_code": outcome.error_code,
+        "error_message": outcome.error_message,
+        "ttft_ms": outcome.ttft_ms,
+        "duration_ms": outcome.duration_ms,
+        "updated_at": now,
+    }
+    if outcome.model:
+        values["model"] = outcome.model
+    if outcome.usage is not None:
+        usage = outcome.usage
+        values.update(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+            usage_estimated=usage.estimated,
+        )
+    row = connection.execute(_FINISH, values).first()
+    if row is not None:
+        connection.execute(_TOUCH, {"conversation_id": row.conversation_id, "updated_at": now})
+    else:
+        row = connection.execute(queries.MESSAGE, {"message_id": message_id}).first()
+        if row is None:
+            raise MessageNotFound(message_id)
+    siblings = queries.alternatives(connection, row.conversation_id, row.parent_id, row.role)
+    return queries.message_record(row, siblings)
 
 
 def find_orphans(
-    session: Session, cutoff: datetime, conversation_id: str | None
+    connection: Connection, cutoff: datetime, conversation_id: str | None
 ) -> list[tuple[str, str | None]]:
     """(id, stream_id) of the answers still `streaming` and last written before `cutoff`."""
-    query = select(MessageRow.id, MessageRow.stream_id).where(
-        MessageRow.status == Status.STREAMING, MessageRow.updated_at < cutoff
-    )
+    query = select(M.c.id, M.c.stream_id).where(M.c.status == Status.STREAMING.value, M.c.updated_at < cutoff)
     if conversation_id is not None:
-        query = query.where(MessageRow.conversation_id == conversation_id)
-    return [(row.id, row.stream_id) for row in session.execute(query)]
+        query = query.where(M.c.conversation_id == conversation_id)
+    return [(row.id, row.stream_id) for row in connection.execute(query)]
 
 
-def mark_interrupted(session: Session, message_ids: Collection[str], cutoff: datetime) -> list[str]:
+def mark_interrupted(connection: Connection, message_ids: Collection[str], cutoff: datetime) -> list[str]:
     """Mark these orphans `interrupted`, their text as last saved; the ids really marked.
 
     The conditions are checked again: a checkpoint since `find_orphans` proves the stream alive.
     """
     if not message_ids:
         return []
-    marked = session.scalars(
-        update(MessageRow)
+    marked = connection.scalars(
+        M.update()
         .where(
-            MessageRow.id.in_(list(message_ids)),
-            MessageRow.status == Status.STREAMING,
-            MessageRow.updated_at < cutoff,
+            M.c.id.in_(list(message_ids)),
+            M.c.status == Status.STREAMING.value,
+            M.c.updated_at < cutoff,
         )
-        .values(status=Status.INTERRUPTED, stream_id=None, updated_at=utcnow())
-        .returning(MessageRow.id)
+        .values(status=Status.INTERRUPTED.value, stream_id=None, updated_at=utcnow())
+        .returning(M.c.id)
     )
     return list(marked)
 
 
-def context(session: Session, conversation_id: str, question_id: str) -> list[tuple[str, str]]:
+def _path_to_question() -> Any:
+    """(role, content) from the root down to a message, by its parent links: a recursive query that
+    reads only that branch, however big the conversation's tree."""
+    path = (
+        # A literal 0, not a parameter: PostgreSQL would type it smallint, then refuse `depth + 1`.
+        select(M.c.id, M.c.parent_id, M.c.role, M.c.content, literal_column("0", Integer).label("depth"))
+        .where(M.c.id == bindparam("question_id"), M.c.conversation_id == bindparam("conversation_id"))
+        .cte("path", recursive=True)
+    )
+    parent = M.alias("parent")
+    path = path.union_all(
+        select(parent.c.id, parent.c.parent_id, parent.c.role, parent.c.content, path.c.depth + 1).where(
+            parent.c.id == path.c.parent_id
+        )
+    )
+    return select(path.c.role, path.c.content).order_by(path.c.depth.desc())
+
+
+_PATH_TO_QUESTION = _path_to_question()
+_SYSTEM_PROMPT = select(C.c.system_prompt).where(C.c.id == bindparam("conversation_id"))
+
+
+def context(connection: Connection, conversation_id: str, question_id: str) -> list[tuple[str, str]]:
     """(role, content) from the system prompt to `question_id`: what the model is sent.
 
     Earlier answers go exactly as stored: a stopped, interrupted or failed one with its
     partial text (maybe empty), as the user saw it.
     """
-    conversation = queries.conversation_row(session, conversation_id)
-    tree = queries.load_tree(session, conversation_id)
-    if question_id not in tree:
+    prompt = connection.execute(_SYSTEM_PROMPT, {"conversation_id": conversation_id}).first()
+    if prompt is None:
+        raise ConversationNotFound(conversation_id)
+    turns: list[tuple[str, str]] = [
+        (row.role, row.content)
+        for row in connection.execute(
+            _PATH_TO_QUESTION, {"conversation_id": conversation_id, "question_id": question_id}
+        )
+    ]
+    if not turns:
         raise MessageNotFound(question_id)
-    if tree.nodes[question_id].role != Role.USER:
+    if turns[-1][0] != Role.USER:
         raise WrongRole(question_id, Role.USER)
-    path = [node.id for node in tree.path_to(question_id)]
-    rows = session.execute(select(MessageRow.id, MessageRow.content).where(MessageRow.id.in_(path)))
-    texts = {row.id: row.content for row in rows}
-    turns = [(tree.nodes[message_id].role, texts[message_id]) for message_id in path]
-    if conversation.system_prompt and conversation.system_prompt.strip():
-        turns.insert(0, (Role.SYSTEM.value, conversation.system_prompt))
+    system_prompt = prompt.system_prompt
+    if system_prompt and system_prompt.strip():
+        turns.insert(0, (Role.SYSTEM.value, system_prompt))
     return turns
 
 
-def get(session: Session, conversation_id: str, message_id: str) -> Message:
-    row = queries.message_row(session, conversation_id, message_id)
-    return row.record(queries.alternatives(session, row))
+def get(connection: Connection, conversation_id: str, message_id: str) -> Message:
+    row = queries.message_row(connection, conversation_id, message_id)
+    siblings = queries.alternatives(connection, conversation_id, row.parent_id, row.role)
+    return queries.message_record(row, siblings)
 
 
-def _in_conversation(session: Session, conversation_id: str, message_id: str) -> MessageRow | None:
-    row = session.get(MessageRow, message_id)
+def _in_conversation(connection: Connection, conversation_id: str, message_id: str) -> queries.AnyRow | None:
+    """The message's conversation and role, when it is a message of this conversation."""
+    row = connection.execute(_PARENT, {"message_id": message_id}).first()
     return row if row is not None and row.conversation_id == conversation_id else None
 
 
 def _add(
-    session: Session,
+    connection: Connection,
     conversation_id: str,
     parent_id: str | None,
     role: Role,
@@ -198,24 +282,49 @@ def _add(
     stream_id: str | None = None,
 ) -> Message:
     """Insert a message, show it (it becomes the current leaf), and touch the conversation."""
-    conversation = queries.conversation_row(session, conversation_id)
     now = utcnow()
-    row = MessageRow(
-        id=new_id(),
+    message_id = new_id()
+    shown = {"conversation_id": conversation_id, "current_leaf_id": message_id, "updated_at": now}
+    if role == Role.USER:
+        # Only an untitled conversation gets one: a renamed one always has a title.
+        shown_as = connection.execute(_SHOW_QUESTION, {**shown, "automatic_title": title_from(content)})
+    else:
+        shown_as = connection.execute(_SHOW_ANSWER, shown)
+    if shown_as.rowcount == 0:
+        raise ConversationNotFound(conversation_id)
+    status = Status.STREAMING if role == Role.ASSISTANT else Status.COMPLETE
+    connection.execute(
+        _INSERT,
+        {
+            "id": message_id,
+            "conversation_id": conversation_id,
+            "parent_id": parent_id,
+            "role": role.value,
+            "content": content,
+            "status": status.value,
+            "model": model,
+            "stream_id": stream_id,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    return Message(
+        id=message_id,
         conversation_id=conversation_id,
         parent_id=parent_id,
         role=role,
         content=content,
-        status=Status.STREAMING if role == Role.ASSISTANT else Status.COMPLETE,
+        reasoning=None,
+        status=status,
+        finish_reason=None,
+        error_code=None,
+        error_message=None,
         model=model,
+        usage=None,
+        ttft_ms=None,
+        duration_ms=None,
         stream_id=stream_id,
         created_at=now,
         updated_at=now,
+        alternatives=queries.alternatives(connection, conversation_id, parent_id, role.value),
     )
-    session.add(row)
-    if role == Role.USER and conversation.title is None and not conversation.title_is_custom:
-        conversation.title = title_from(content)
-    conversation.current_leaf_id = row.id
-    conversation.updated_at = now
-    session.flush()
-    return row.record(queries.alternatives(session, row))

@@ -31,12 +31,13 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, configure_mappers, mapped_column
 
-from .records import Conversation, Message, Role, Status, Usage
+from .records import Role, Status
 
 ID_LENGTH = 32
 MODEL_NAME_LENGTH = 200
@@ -114,21 +115,6 @@ class ConversationRow(Base):
         Index(None, "owner_id", "updated_at"),
     )
 
-    def record(self) -> Conversation:
-        return Conversation(
-            id=self.id,
-            owner_id=self.owner_id,
-            title=self.title,
-            title_is_custom=self.title_is_custom,
-            model=self.model,
-            system_prompt=self.system_prompt,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            current_leaf_id=self.current_leaf_id,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
-
 
 class MessageRow(Base):
     __tablename__ = "messages"
@@ -169,37 +155,11 @@ class MessageRow(Base):
         Index(None, "status", "updated_at"),
     )
 
-    def record(self, alternatives: tuple[str, ...]) -> Message:
-        usage = None
-        if self.total_tokens is not None:
-            usage = Usage(
-                prompt_tokens=self.prompt_tokens or 0,
-                completion_tokens=self.completion_tokens or 0,
-                total_tokens=self.total_tokens,
-                estimated=self.usage_estimated,
-            )
-        return Message(
-            id=self.id,
-            conversation_id=self.conversation_id,
-            parent_id=self.parent_id,
-            role=Role(self.role),
-            content=self.content,
-            reasoning=self.reasoning,
-            status=Status(self.status),
-            finish_reason=self.finish_reason,
-            error_code=self.error_code,
-            error_message=self.error_message,
-            model=self.model,
-            usage=usage,
-            ttft_ms=self.ttft_ms,
-            duration_ms=self.duration_ms,
-            stream_id=self.stream_id,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            alternatives=alternatives,
-        )
 
+# The tables, for the store's Core statements (its units run no ORM: see queries.py).
+CONVERSATIONS: Table = Base.metadata.tables["conversations"]
+MESSAGES: Table = Base.metadata.tables["messages"]
 
 # Configure now, at import, in one thread: SQLAlchemy takes a lock to configure mappers
-# lazily on first use, and that first use may be in one of gevent's native threads (store.py).
+# lazily on first use of a mapped class in a statement, which may be in a native thread (offload.py).
 configure_mappers()

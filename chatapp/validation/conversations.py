@@ -102,7 +102,9 @@ def parse_page(args: dict[str, str]) -> Page:
             )
     before_id = args.get("before_id") or None
     if before_id is not None and (before is None or not _is_id(before_id)):
-        raise bad(ErrorCode.INVALID_CURSOR, '"before_id" goes with "before": the id of the last one you have.')
+        raise bad(
+            ErrorCode.INVALID_CURSOR, '"before_id" goes with "before": the id of the last one you have.'
+        )
     return Page(int(raw_limit), before, before_id)
 
 

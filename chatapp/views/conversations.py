@@ -19,6 +19,7 @@ from ..security import reject_cross_site
 from ..state import AppState, app_state
 from ..store import Conversation, Message, MessageNotFound, Store
 from ..store.conversations import UNSET
+from ..streams import Release
 from ..validation import require_json_content_type
 from ..validation.conversations import (
     AnswerOptions,
@@ -142,7 +143,7 @@ def _answer(
     conversation: Conversation,
     question_id: str,
     options: AnswerOptions,
-    release: Any,
+    release: Release,
     *,
     regenerate_of: str | None,
 ) -> Response:

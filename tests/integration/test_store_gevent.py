@@ -3,8 +3,9 @@
 Each test runs tests/support/store_gevent_probe.py in a fresh, monkey-patched
 process (as gunicorn's gevent worker is): 50 greenlets tick every 20 ms while the
 store waits on the database, and the probe reports the longest gap between two
-ticks. The controls run the same work inline in the greenlet and must see the
-stall, so a probe that could not see one cannot pass the other tests.
+ticks. The controls run the same work in the greenlet on a connection that waits
+for the lock (its busy timeout) and must see the stall, so a probe that could not
+see one cannot pass the other tests.
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from harness.postgres import PostgresServer
 from harness.processes import ROOT
@@ -25,12 +23,6 @@ from harness.processes import ROOT
 # A stream that keeps its pace: 20 ms ticks may stretch with load, but never by a database wait.
 MAX_GAP_MS = 150
 HELD_S = 1.5  # how long another process holds SQLite's write lock; a PostgreSQL query sleeps 1 s
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        yield server
 
 
 def probe(scenario: str, url: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -61,6 +53,8 @@ def test_writes_waiting_on_a_locked_sqlite_database_do_not_stall_other_greenlets
     assert report["elapsed_s"] >= HELD_S - 0.3, "the writes did not wait for the lock: nothing was proven"
     assert (report["ok"], report["stored"], report["errors"]) == (20, 20, [])
     assert report["read_s"] < 0.5, "a read waited for the writer (WAL lets readers through)"
+    assert report["read_in_the_hub_thread"]
+    assert not report["waited_in_the_hub_thread"]
 
 
 def test_greenlets_use_the_whole_api_at_once_through_the_native_threads(tmp_path: Path) -> None:
@@ -72,6 +66,27 @@ def test_greenlets_use_the_whole_api_at_once_through_the_native_threads(tmp_path
     assert (report["ok"], report["errors"]) == (10, [])
     assert "Traceback" not in report["stderr"]
     assert report["max_gap_ms"] < MAX_GAP_MS, report
+
+
+def test_sqlite_units_that_need_not_wait_run_in_the_greenlet_on_two_kept_connections(
+    tmp_path: Path,
+) -> None:
+    """A unit handed to a native thread cost several times its CPU in a busy worker (the GIL passes
+    between the threads at every call into SQLite), and opening a connection per unit more than the
+    unit: reads and writes that find no lock run in the hub's thread, on one connection each."""
+    report = probe("api", sqlite_url(tmp_path), "--concurrency", "10")
+
+    assert (report["units_in_the_hub_thread"], report["connections"]) == (20, 2)
+    assert not report["shared_a_connection_mid_unit"]
+
+
+def test_the_wal_is_checkpointed_although_the_greenlets_connections_never_do_it(tmp_path: Path) -> None:
+    """Checkpointing writes the database file and fsyncs it, too slow for the hub's thread: the
+    store's thread does it. Without, 3,000 checkpoints of 5 kB grow the WAL to 37 MB."""
+    report = probe("wal", sqlite_url(tmp_path), "--concurrency", "3000")
+
+    assert report["ok"] == 3000
+    assert report["wal_bytes"] < 10_000_000, report
 
 
 def test_control_a_locked_sqlite_write_inline_stalls_every_greenlet(tmp_path: Path) -> None:

@@ -4,12 +4,13 @@ Patches the process as gunicorn's gevent worker does, starts 50 greenlets that
 tick every 20 ms (50 streams keeping their pace), then has the store wait on the
 database: a SQLite write while another process holds the write lock
 (`sqlite-lock`), or PostgreSQL queries that sleep (`pg-sleep`), several at once;
-or has greenlets use the whole API at once (`api`: every call, a typed error
-included, through the native threads on SQLite).
+has greenlets use the whole API at once (`api`: every call, a typed error
+included; and where units that need not wait ran: which thread, which sqlite3
+connection); or checkpoints an answer many times (`wal`: how long the WAL grew).
 Prints one JSON object: the longest gap between two ticks of any greenlet, how
 long the database work took, how many units succeeded, and where they ran.
-`--inline` forces the work into the calling greenlet: the control that shows the
-probe does detect a stall.
+`--inline` runs the work in the calling greenlet on connections that wait for a
+lock: the control that shows the probe does detect a stall.
 
 The objects made at start-up (chatapp imports ~100,000: Flask, the openai SDK)
 are frozen out of the garbage collector first, as a pre-fork server's worker
@@ -25,6 +26,7 @@ monkey.patch_all()
 import argparse  # noqa: E402  (after patching, like the worker)
 import gc  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -36,9 +38,13 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from chatapp.store import ConversationNotFound, Status, Store, upgrade_to_head  # noqa: E402
 from chatapp.store.engine import create_store_engine  # noqa: E402
+from chatapp.store.offload import Inline, Lane  # noqa: E402
 
 TICKERS = 50
 TICK_S = 0.02
+
+NATIVE_IDENT = monkey.get_original("_thread", "get_ident")
+HUB_THREAD = NATIVE_IDENT()  # the main thread, whose hub runs every greenlet here
 
 # Another process takes SQLite's write lock and holds it: what a second worker's long write does.
 LOCKER = """
@@ -95,8 +101,13 @@ class Ticker:
 
 def open_store(url: str, inline: bool) -> Store:
     if inline:
-        return Store(create_store_engine(url, pooled=False), native_thread=False)
+        return Store(Lane(create_store_engine(url, pooled=False), Inline()))
     return Store.open(url)
+
+
+def where(connection: Any) -> tuple[bool, int]:
+    """A unit that says where it ran: in the hub's thread or not, and on which sqlite3 connection."""
+    return NATIVE_IDENT() == HUB_THREAD, id(connection.connection.driver_connection)
 
 
 def sqlite_lock(store: Store, url: str, concurrency: int, hold_s: float) -> dict[str, Any]:
@@ -109,13 +120,15 @@ def sqlite_lock(store: Store, url: str, concurrency: int, hold_s: float) -> dict
     if locker.stdout.readline() != b"locked\n":
         raise RuntimeError("the locking process did not take the lock")
     started = time.monotonic()
-    # One read while the lock is held: WAL lets it through at once (in its own native thread).
+    # One read while the lock is held: WAL lets it through at once.
     reader = gevent.spawn(lambda: (store.get_conversation(conversation.id), time.monotonic() - started)[1])
+    read_where = gevent.spawn(store.run, where)
     writers = [
         gevent.spawn(store.add_user_message, conversation.id, f"written while locked {n}")
         for n in range(concurrency)
     ]
-    gevent.joinall([reader, *writers])
+    write_where = gevent.spawn(store.run, where, write=True)
+    gevent.joinall([reader, read_where, *writers, write_where])
     elapsed = time.monotonic() - started
     locker.wait()
     written = store.branch(conversation.id)
@@ -125,6 +138,8 @@ def sqlite_lock(store: Store, url: str, concurrency: int, hold_s: float) -> dict
         "ok": sum(1 for w in writers if w.successful()),
         "errors": [repr(w.exception) for w in writers if not w.successful()],
         "stored": len(written),
+        "read_in_the_hub_thread": read_where.value[0],
+        "waited_in_the_hub_thread": write_where.value[0],
     }
 
 
@@ -166,6 +181,15 @@ def conversation_round(store: Store) -> None:
 
 
 def api(store: Store, concurrency: int) -> dict[str, Any]:
+    # Where units that need not wait run: `concurrency` reads and as many writes, at once.
+    reads = [gevent.spawn(store.run, where) for _ in range(concurrency)]
+    writes = [gevent.spawn(store.run, where, write=True) for _ in range(concurrency)]
+    gevent.joinall(reads + writes)
+    # A unit that yields to the hub mid-transaction (none should) keeps its connection to itself.
+    yielding = gevent.spawn(store.run, lambda connection: (gevent.sleep(0.05), where(connection))[1])
+    gevent.sleep(0.01)
+    meanwhile = gevent.spawn(store.run, where)
+    gevent.joinall([yielding, meanwhile])
     started = time.monotonic()
     rounds = [gevent.spawn(conversation_round, store) for _ in range(concurrency)]
     gevent.joinall(rounds)
@@ -173,12 +197,31 @@ def api(store: Store, concurrency: int) -> dict[str, Any]:
         "elapsed_s": time.monotonic() - started,
         "ok": sum(1 for g in rounds if g.successful()),
         "errors": [repr(g.exception) for g in rounds if not g.successful()],
+        "units_in_the_hub_thread": sum(1 for g in reads + writes if g.value[0]),
+        "connections": len({g.value[1] for g in reads + writes}),
+        "shared_a_connection_mid_unit": yielding.value[1] == meanwhile.value[1],
+    }
+
+
+def wal(store: Store, url: str, writes: int) -> dict[str, Any]:
+    """Checkpoint one answer `writes` times; how long the WAL file grew."""
+    conversation = store.create_conversation()
+    question = store.add_user_message(conversation.id, "hi")
+    answer = store.start_assistant_message(conversation.id, question.id, model="m", stream_id="s")
+    started = time.monotonic()
+    for n in range(writes):
+        store.checkpoint(answer.id, f"{n} " + "text " * 1000)
+    return {
+        "elapsed_s": time.monotonic() - started,
+        "ok": writes,
+        "errors": [],
+        "wal_bytes": os.path.getsize(f"{make_url(url).database}-wal"),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["sqlite-lock", "pg-sleep", "api"])
+    parser.add_argument("scenario", choices=["sqlite-lock", "pg-sleep", "api", "wal"])
     parser.add_argument("url")
     parser.add_argument("--inline", action="store_true", help="run the work in the greenlet (the control)")
     parser.add_argument("--concurrency", type=int, default=1)
@@ -196,6 +239,8 @@ def main() -> None:
         result = sqlite_lock(store, args.url, args.concurrency, args.seconds)
     elif args.scenario == "pg-sleep":
         result = pg_sleep(store, args.concurrency, args.seconds)
+    elif args.scenario == "wal":
+        result = wal(store, args.url, args.concurrency)
     else:
         result = api(store, args.concurrency)
     gevent.sleep(0.1)

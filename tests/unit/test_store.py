@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from chatapp.store import (
     ConversationNotFound,
@@ -27,11 +33,11 @@ from harness.postgres import PostgresServer
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """One PostgreSQL server and database for this module, migrated once; each test empties it."""
-    with PostgresServer() as server:
-        upgrade_to_head(server.url)
-        yield server.url
+def postgres_url(postgres: PostgresServer) -> str:
+    """A PostgreSQL database for this module, migrated once; each test empties it."""
+    url = postgres.create_database("store_tests")
+    upgrade_to_head(url)
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -467,6 +473,71 @@ def test_finish_takes_only_a_final_status(store: Store) -> None:
         store.finish_message("nope", status=Status.COMPLETE, content="")
 
 
+def test_checkpoint_many_saves_every_streaming_answer_in_one_call_and_names_those_written(
+    store: Store,
+) -> None:
+    conversation = store.create_conversation()
+    question = store.add_user_message(conversation.id, "hi")
+    live, ended, revived = (
+        store.start_assistant_message(conversation.id, question.id, model="m", stream_id=stream)
+        for stream in ("live", "ended", "revived")
+    )
+    store.finish_message(ended.id, status=Status.STOPPED, content="kept")
+    store.mark_orphans_interrupted(timedelta(0), is_live=lambda stream_id: stream_id != "revived")
+
+    written = store.checkpoint_many(
+        [
+            (ended.id, "late", None),
+            (live.id, "Hel", "thinking"),
+            ("nope", "no such answer", None),
+            (revived.id, "still here", None),
+        ]
+    )
+
+    assert written == [live.id, revived.id]
+    read = {m: store.get_message(conversation.id, m) for m in (live.id, ended.id, revived.id)}
+    assert (read[live.id].content, read[live.id].reasoning, read[live.id].status) == (
+        "Hel",
+        "thinking",
+        Status.STREAMING,
+    )
+    assert (read[ended.id].content, read[ended.id].status) == ("kept", Status.STOPPED)
+    assert (read[revived.id].content, read[revived.id].status) == ("still here", Status.STREAMING)
+    assert read[live.id].updated_at > live.updated_at
+
+
+def test_checkpoint_many_of_nothing_writes_nothing(store: Store) -> None:
+    assert store.checkpoint_many([]) == []
+
+
+def test_a_checkpoint_many_proves_its_answers_alive_to_the_orphan_sweep(store: Store) -> None:
+    conversation = store.create_conversation()
+    question = store.add_user_message(conversation.id, "hi")
+    saved, stale = (
+        store.start_assistant_message(conversation.id, question.id, model="m", stream_id=stream)
+        for stream in ("saved", "stale")
+    )
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    store.run(lambda c: c.execute(update(MessageRow).values(updated_at=an_hour_ago)), write=True)
+
+    store.checkpoint_many([(saved.id, "", None)])
+
+    assert store.mark_orphans_interrupted(timedelta(minutes=1)) == [stale.id]
+
+
+def test_the_records_writes_return_are_what_a_read_returns(store: Store) -> None:
+    """Writes build their records from what they wrote instead of reading it back: the same fields."""
+    conversation = store.create_conversation(title="t", model="m", temperature=0.25)
+    question = store.add_user_message(conversation.id, "  a  question  ")
+    started = store.start_assistant_message(conversation.id, question.id, model="m", stream_id="s")
+    renamed = store.update_conversation(conversation.id, title="renamed", max_tokens=7)
+
+    assert question == store.get_message(conversation.id, question.id)
+    assert started == store.get_message(conversation.id, started.id)
+    assert renamed == store.get_conversation(conversation.id)
+    assert renamed.current_leaf_id == started.id
+
+
 # Orphans: answers whose worker died
 
 
@@ -567,6 +638,79 @@ def test_a_read_returns_the_conversation_and_the_branch_on_display_together(stor
 
     assert view.conversation.current_leaf_id == reply
     assert [m.content for m in view.messages] == ["hi", "hello"]
+
+
+# The connections
+
+
+def sqlite_store(folder: Path, busy_timeout_s: float = 10.0) -> Store:
+    url = str(database_url(None, folder))
+    upgrade_to_head(url)
+    return Store.open(url, busy_timeout_s=busy_timeout_s)
+
+
+def test_threads_may_share_a_sqlite_store(tmp_path: Path) -> None:
+    """`flask run` serves from several threads: each connection is still used by its own thread only
+    (sqlite3 checks, and would raise "SQLite objects created in a thread...")."""
+    store = sqlite_store(tmp_path)
+    conversation = store.create_conversation()
+
+    def converse(n: int) -> int:
+        for i in range(20):
+            question = store.add_user_message(conversation.id, f"{n}.{i}", at_root=True)
+            store.context_for(conversation.id, question.id)
+        return n
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert sorted(pool.map(converse, range(8))) == list(range(8))
+        assert message_count(store) == 160
+    finally:
+        store.close()
+
+
+def test_a_unit_that_found_sqlite_locked_leaves_the_store_usable(tmp_path: Path) -> None:
+    """The connection is kept: a unit that failed at BEGIN must not leave it in a transaction."""
+    store = sqlite_store(tmp_path, busy_timeout_s=0.05)
+    conversation = store.create_conversation()
+    other = sqlite3.connect(tmp_path / "chatapp.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"):
+            store.add_user_message(conversation.id, "while locked")
+        assert store.get_conversation(conversation.id).title is None  # reads go on under WAL
+        other.execute("COMMIT")
+
+        assert store.add_user_message(conversation.id, "after").content == "after"
+        assert [m.content for m in store.branch(conversation.id)] == ["after"]
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_sqlite_store_never_closed_is_collected_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app that never closes its store (a test's, a script's): collecting it must not touch its
+    connections from the collecting thread, which sqlite3 refuses (and SQLAlchemy logs as errors)."""
+    store = sqlite_store(tmp_path)
+    store.create_conversation()
+
+    del store
+    gc.collect()
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_sqlite_unit_that_writes_must_say_so(tmp_path: Path) -> None:
+    """Reads run on a connection of their own that refuses writes: a write there would take the
+    write lock mid-transaction, where SQLite fails at once instead of waiting for it."""
+    store = sqlite_store(tmp_path)
+    try:
+        with pytest.raises(OperationalError, match="readonly"):
+            store.run(lambda c: c.execute(delete(ConversationRow)))
+    finally:
+        store.close()
 
 
 # The engine
