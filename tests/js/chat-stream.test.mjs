@@ -128,9 +128,12 @@ describe("ConversationsApi", () => {
   });
 
   it("asks for the next page of the list with its cursor", async () => {
-    const calls = stubFetch(() => Response.json({ conversations: [], next_before: null }));
-    await api.list("2026-11-23T17:05:09.123456Z", 30);
-    assert.equal(calls[0].url, "/api/conversations?before=2026-11-23T17%3A05%3A09.123456Z&limit=30");
+    const calls = stubFetch(() => Response.json({ conversations: [], next_before: null, next_before_id: null }));
+    await api.list({ before: "2026-11-23T17:05:09.123456Z", beforeId: "c9" }, 30);
+    assert.equal(
+      calls[0].url,
+      "/api/conversations?before=2026-11-23T17%3A05%3A09.123456Z&before_id=c9&limit=30",
+    );
   });
 
   it("resolves a 204 DELETE and rejects a refused one", async () => {
