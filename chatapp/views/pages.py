@@ -48,6 +48,8 @@ def _chat_page(conversation: dict[str, Any] | None) -> str:
         "newChatUrl": url_for("pages.chat_page"),
         "conversationPageUrl": _conversation_url_prefix(),
         "conversation": settings or None,
+        # The composer counts characters as this limit nears, and says so before sending past it.
+        "maxMessageChars": state.settings.max_message_chars,
     }
     return render_template(
         "chat.html",

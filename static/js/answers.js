@@ -126,12 +126,13 @@ export class Answers {
     // A finish_reason this page does not know yet (the server may add one) reads as finished.
     const outcome = OUTCOMES[reason] ?? OUTCOMES.stop;
     const answer = turn.answer;
-    answer.paint();
+    answer.finish();
     answer.setState(outcome.state);
-    const text = answer.content;
-    const label = text ? outcome.label : (outcome.emptyLabel ?? outcome.label);
+    const label = answer.content ? outcome.label : (outcome.emptyLabel ?? outcome.label);
     answer.setMeta([label, turn.usage].filter(Boolean).join(" · "));
-    if (!text) answer.hideEmptyText();
+    if (answer.hasNoAnswer) answer.hideEmptyText();
+    // The status line came last: scroll it into view too, when the view follows the answer.
+    answer.onPaint();
     this.options.announce(outcome.spoken);
     if (reason === "cancelled" || reason === "interrupted") this.watch(answer, { progressive: false });
   }

@@ -8,15 +8,19 @@
  * the branch on display. An answer that ended early (stopped, cut off) is shown as the
  * server stored it, which is what the model is told next time.
  *
- * Text from the model only ever reaches the page as text, and is painted at most once per
- * animation frame (message-view.js).
+ * Answers are Markdown, rendered by markdown.js (sanitised, at most once per animation frame
+ * while they stream); your own messages are shown as the plain text you typed.
  */
 import { ConversationsApi, listModels } from "./api.js";
 import { Answers } from "./answers.js";
+import { Composer } from "./composer.js";
 import { ConversationView } from "./conversation-view.js";
 import { editInPlace } from "./editor.js";
+import { installCopyButtons, renderMarkdown, StreamingMarkdown } from "./markdown.js";
+import { ProblemLine } from "./problems.js";
 import { ConversationSettings } from "./settings.js";
-import { Sidebar, messageOf } from "./sidebar.js";
+import { installShortcuts } from "./shortcuts.js";
+import { Sidebar } from "./sidebar.js";
 
 /**
  * @typedef {import("./chat-stream.js").MessageBody} MessageBody
@@ -29,6 +33,7 @@ import { Sidebar, messageOf } from "./sidebar.js";
  *   newChatUrl: string,
  *   conversationPageUrl: string,
  *   conversation: StoredSettings | null,
+ *   maxMessageChars: number,
  * }} PageConfig what the server renders into #chatapp-config
  */
 
@@ -38,13 +43,33 @@ const api = new ConversationsApi(config.conversationsUrl);
 /** The stored conversation shown; null on a new chat until its first message is sent. */
 let conversationId = config.conversation?.id ?? null;
 
-const view = new ConversationView(byId("log"), byId("empty"), byId("scroller"));
-const composer = /** @type {HTMLFormElement} */ (byId("composer"));
-const prompt = /** @type {HTMLTextAreaElement} */ (byId("prompt"));
-const sendButton = /** @type {HTMLButtonElement} */ (byId("send"));
+const view = new ConversationView({
+  log: byId("log"),
+  empty: byId("empty"),
+  scroller: byId("scroller"),
+  jump: /** @type {HTMLButtonElement} */ (byId("jump")),
+  markdown: { renderMarkdown, StreamingMarkdown },
+});
 const status = byId("status");
-const problem = byId("problem");
+/** The problem shown is that the message is over the limit: it goes once the text fits. */
+let tooLong = false;
 const heading = byId("conversation-title");
+const problem = new ProblemLine(
+  byId("problem"),
+  byId("problem-text"),
+  /** @type {HTMLButtonElement} */ (byId("problem-retry")),
+);
+const composer = new Composer({
+  form: /** @type {HTMLFormElement} */ (byId("composer")),
+  field: /** @type {HTMLTextAreaElement} */ (byId("prompt")),
+  button: /** @type {HTMLButtonElement} */ (byId("send")),
+  counter: byId("counter"),
+  maxChars: config.maxMessageChars,
+  onSend: send,
+  onStop: () => answers.stop(),
+  onInput: () => tooLong && !composer.over && showProblem(null),
+  announce,
+});
 
 /** @param {string} id */
 const pageUrl = (id) => config.conversationPageUrl + encodeURIComponent(id);
@@ -74,9 +99,7 @@ const answers = new Answers({
   chatUrl: config.chatUrl,
   currentId: () => conversationId,
   onBusy(busy) {
-    sendButton.dataset.mode = busy ? "stop" : "send";
-    sendButton.textContent = busy ? "Stop" : "Send";
-    sendButton.setAttribute("aria-label", busy ? "Stop generating" : "Send message");
+    composer.setBusy(busy);
     view.setBusy(busy);
     if (busy) {
       showProblem(null);
@@ -86,9 +109,6 @@ const answers = new Answers({
   onAnswered: showInSidebar,
   announce,
 });
-
-/** On touch screens Enter makes a new line and the button sends, as in messaging apps. */
-const touchInput = window.matchMedia("(pointer: coarse)");
 
 /** @param {string} id */
 function byId(id) {
@@ -102,11 +122,15 @@ function announce(message) {
   status.textContent = message;
 }
 
-/** @param {unknown} error or null to take the notice away */
-function showProblem(error) {
-  problem.hidden = error === null;
-  problem.textContent = error === null ? "" : messageOf(error);
-  if (error !== null) announce(problem.textContent);
+/**
+ * Say once, in plain words, why a request did not go through (null: the problem is over).
+ * @param {unknown} error
+ * @param {(() => void) | null} [again] sends it again, offered where that can help
+ */
+function showProblem(error, again = null) {
+  tooLong = false;
+  if (error === null) problem.clear();
+  else problem.show(error, again);
 }
 
 /** @param {string} title */
@@ -125,13 +149,19 @@ async function conversation() {
 }
 
 async function send() {
-  const text = prompt.value;
+  const text = composer.value;
   if (!text.trim() || answers.active) return;
+  if (composer.over) {
+    const limit = composer.maxChars.toLocaleString("en");
+    const over = composer.over.toLocaleString("en");
+    problem.say(`This message is ${over} characters over the limit of ${limit}. Shorten it to send it.`);
+    tooLong = true;
+    return;
+  }
   const stored = view.messages().filter((m) => m.id).at(-1);
   const user = view.add("user", text);
   const answer = view.add("assistant", "");
-  prompt.value = "";
-  fitPrompt();
+  composer.value = "";
   /** @type {MessageBody} */
   const body = { content: text };
   // After the answer this page shows, even if another tab has since shown another branch.
@@ -143,15 +173,10 @@ async function send() {
     userAlternatives: [],
     answerAlternatives: [],
     notSent(error) {
-      user.setState("failed");
-      user.setMeta("Not sent");
-      answer.setState("error");
-      answer.showError(messageOf(error));
-      if (!prompt.value) {
-        prompt.value = text;
-        fitPrompt();
-      }
-      announce(`Not sent: ${messageOf(error)}`);
+      // Nothing was stored: the message goes back into the field, and the page says why, once.
+      view.restore([], [user, answer]);
+      if (!composer.value) composer.value = text;
+      showProblem(error, send);
     },
   });
 }
@@ -169,7 +194,7 @@ function regenerate(old) {
     answerAlternatives: old.alternatives,
     notSent(error) {
       view.restore(removed, [answer]);
-      showProblem(error);
+      showProblem(error, () => regenerate(old));
     },
   });
 }
@@ -180,20 +205,30 @@ function edit(old) {
   if (answers.active || !id || !old.id) return;
   editInPlace(old, (text) => {
     if (answers.active) return false;
-    const removed = view.cut(old);
-    const user = view.add("user", text);
-    const answer = view.add("assistant", "");
-    answers.run(async () => api.messagesUrl(id), { content: text, parent_id: old.parentId }, answer, {
-      user,
-      userParent: old.parentId,
-      userAlternatives: old.alternatives,
-      answerAlternatives: [],
-      notSent(error) {
-        view.restore(removed, [user, answer]);
-        showProblem(error);
-      },
-    });
+    resend(old, text);
     return true;
+  });
+}
+
+/**
+ * @param {MessageView} old your message
+ * @param {string} text its new version, sent after the message `old` follows
+ */
+function resend(old, text) {
+  const id = conversationId;
+  if (answers.active || !id) return;
+  const removed = view.cut(old);
+  const user = view.add("user", text);
+  const answer = view.add("assistant", "");
+  answers.run(async () => api.messagesUrl(id), { content: text, parent_id: old.parentId }, answer, {
+    user,
+    userParent: old.parentId,
+    userAlternatives: old.alternatives,
+    answerAlternatives: [],
+    notSent(error) {
+      view.restore(removed, [user, answer]);
+      showProblem(error, () => resend(old, text));
+    },
   });
 }
 
@@ -234,51 +269,80 @@ async function showVersion(message, step) {
   }
 }
 
-/** @param {MessageView} message */
-async function copy(message) {
+/**
+ * @param {string} text
+ * @returns {Promise<boolean>} whether the browser let the page write to the clipboard
+ */
+async function toClipboard(text) {
   try {
-    await navigator.clipboard.writeText(message.content);
+    await navigator.clipboard.writeText(text);
+    return true;
   } catch {
     announce("Could not copy: the browser did not allow it");
-    return;
+    return false;
   }
+}
+
+/** @param {MessageView} message */
+async function copy(message) {
+  if (!(await toClipboard(message.copyText))) return;
   const copied = /** @type {HTMLElement} */ (message.root.querySelector(".copied"));
   copied.hidden = false;
   setTimeout(() => (copied.hidden = true), 2000);
 }
 
-function fitPrompt() {
-  prompt.style.height = "auto";
-  prompt.style.height = `${Math.min(prompt.scrollHeight, 240)}px`;
+function copyLastAnswer() {
+  const last = view
+    .messages()
+    .filter((m) => m.role === "assistant" && m.state !== "streaming")
+    .at(-1);
+  if (!last) return announce("No answer to copy yet");
+  copy(last).then(() => announce("Copied the last answer"));
 }
 
-composer.addEventListener("submit", (event) => {
+function copyLastCode() {
+  const codes = view.log.querySelectorAll(".message.assistant:not([data-state=streaming]) .md-code-block pre > code");
+  const last = codes[codes.length - 1];
+  if (!last) return announce("No code to copy yet");
+  toClipboard((last.textContent ?? "").replace(/\n$/, "")).then((ok) => ok && announce("Copied the last code block"));
+}
+
+installShortcuts(
+  {
+    stop() {
+      if (!answers.active) return false;
+      answers.stop();
+      return true;
+    },
+    focusInput: () => composer.focus(),
+    copyLastAnswer,
+    copyLastCode,
+    newChat: () => location.assign(config.newChatUrl),
+  },
+  /** @type {HTMLDialogElement} */ (byId("shortcuts-dialog")),
+  byId("shortcuts-button"),
+);
+
+// PageUp and PageDown in the message field scroll the conversation, unless the field scrolls its own text.
+composer.field.addEventListener("keydown", (event) => {
+  if ((event.key !== "PageUp" && event.key !== "PageDown") || event.ctrlKey || event.altKey || event.metaKey) return;
+  if (event.shiftKey || !composer.fits) return;
   event.preventDefault();
-  if (answers.active) answers.stop();
-  else send();
-});
-
-prompt.addEventListener("keydown", (event) => {
-  // keyCode 229: some browsers report IME keystrokes this way without isComposing.
-  if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
-  if (touchInput.matches) return;
-  event.preventDefault();
-  if (!answers.active) send();
-});
-
-prompt.addEventListener("input", fitPrompt);
-
-// Escape stops the answer from anywhere on the page, unless it closes a dialog or an editor.
-document.addEventListener("keydown", (event) => {
-  if (event.key !== "Escape" || !answers.active || event.defaultPrevented) return;
-  if (!document.querySelector("dialog[open]")) answers.stop();
+  view.page(event.key === "PageUp" ? -1 : 1);
 });
 
 // Leaving the page ends its answer, as closing the connection would, with the stop request too.
 window.addEventListener("pagehide", () => answers.stop());
 
 view.log.addEventListener("click", (event) => {
-  const button = event.target instanceof Element ? event.target.closest("button[data-action]") : null;
+  const target = event.target instanceof Element ? event.target : null;
+  const starter = target?.closest("button.starter");
+  if (starter instanceof HTMLButtonElement) {
+    composer.value = starter.dataset.prompt ?? starter.textContent ?? "";
+    send();
+    return;
+  }
+  const button = target?.closest("button[data-action]");
   const message = button ? view.viewOf(button) : null;
   if (!(button instanceof HTMLButtonElement) || !message) return;
   const action = button.dataset.action;
@@ -289,8 +353,9 @@ view.log.addEventListener("click", (event) => {
   else if (action === "previous" || action === "next") showVersion(message, action === "previous" ? -1 : 1);
 });
 
-if (touchInput.matches) byId("hint").textContent = "Tap Send to send.";
+installCopyButtons(view.log);
 for (const message of view.messages()) if (message.state === "streaming") answers.watch(message, { progressive: true });
 settings.loadModels();
 view.keepFollowing();
-prompt.focus();
+// On a touch screen focus would open the keyboard over half of the conversation: wait for a tap.
+if (!composer.touch.matches) composer.focus();

@@ -94,6 +94,8 @@ function renderWrapper(wrapper) {
   if (!wrapper) return [];
   for (const code of wrapper.querySelectorAll("pre > code")) addCodeHeader(code);
   for (const math of wrapper.querySelectorAll(".md-math")) renderMath(math);
+  // What scrolls sideways (code, tables, display formulas) takes the focus, so the keyboard scrolls it.
+  for (const wide of wrapper.querySelectorAll(".md-table, .md-math-display")) wide.setAttribute("tabindex", "0");
   for (const box of wrapper.querySelectorAll("span.md-task")) box.replaceWith(checkbox(box));
   for (const link of wrapper.querySelectorAll("a[href]")) showRealTarget(link);
   // markdown-it ends each block with a newline: whitespace between blocks, no use in the DOM.
@@ -101,23 +103,31 @@ function renderWrapper(wrapper) {
 }
 
 /**
- * Wrap a code block in a header holding its language and a copy button.
+ * Wrap a code block in a header holding its language and a copy button; the block is a group
+ * named for its language.
  * @param {Element} code
  */
 function addCodeHeader(code) {
   const pre = /** @type {HTMLElement} */ (code.parentElement);
   const language = [...code.classList].find((name) => name.startsWith("language-"));
+  const name = language ? language.slice("language-".length) : "";
   const block = element("div", "md-code-block");
+  block.setAttribute("role", "group");
+  block.setAttribute("aria-label", name ? `Code, ${name}` : "Code");
   const header = element("div", "md-code-header");
   const label = element("span", "md-code-lang");
-  label.textContent = language ? language.slice("language-".length) : "";
+  label.textContent = name;
+  // The code scrolls sideways in a body of its own, which takes the focus for the keyboard to scroll it.
+  const body = element("div", "md-code-body");
+  body.setAttribute("tabindex", "0");
   const button = element("button", "copy-code");
   button.type = "button";
   button.setAttribute("aria-label", "Copy code");
   button.textContent = "Copy";
   header.append(label, button);
   pre.replaceWith(block);
-  block.append(header, pre);
+  body.append(pre);
+  block.append(header, body);
 }
 
 /**
@@ -149,6 +159,7 @@ function checkbox(box) {
   input.type = "checkbox";
   input.toggleAttribute("disabled", true);
   input.toggleAttribute("checked", box.classList.contains("md-task-checked"));
+  input.setAttribute("aria-label", "Task"); // its state is read out with it; the item's text follows
   return input;
 }
 

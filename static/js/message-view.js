@@ -3,14 +3,20 @@
  * One message on the page: cloned from the page's <template> (the markup the server renders
  * for a stored message, so both look the same) or adopted from the server's HTML; filled
  * from a stored message, or grown by a streaming answer, painted at most once per
- * animation frame. Model text only ever reaches the page as text (Text nodes,
- * textContent), never as HTML.
+ * animation frame. Your own text stays plain text; an answer is Markdown (answer-text.js),
+ * which markdown.js renders and sanitises: model output never reaches the page as HTML of
+ * its own. The server renders answers as plain text (readable without scripts); adopted,
+ * they are rendered as Markdown.
  */
+import { AnswerText } from "./answer-text.js";
 
 /**
  * @typedef {import("./api.js").StoredMessage} StoredMessage
  * @typedef {import("./chat-stream.js").FinishReason} FinishReason
- * @typedef {import("./api.js").MessageStatus | "failed"} MessageState "failed": a message the server never got
+ * @typedef {import("./api.js").MessageStatus} MessageState
+ * @typedef {import("./answer-text.js").Markdown} Markdown
+ * @typedef {{ onPaint: () => void, markdown: Markdown }} ViewOptions `onPaint`: called after each
+ *   paint (the view follows the stream); `markdown`: the renderer, from markdown.js
  * @typedef {{ state: MessageState, label: string, emptyLabel?: string, spoken: string }} Outcome
  */
 
@@ -60,37 +66,30 @@ export class MessageView {
   /**
    * A new, empty message from the page's template.
    * @param {"user" | "assistant"} role
-   * @param {() => void} onPaint called after each paint (the view follows the stream)
+   * @param {ViewOptions} options
    */
-  static create(role, onPaint) {
+  static create(role, options) {
     const template = document.getElementById(`${role}-message-template`);
     if (!(template instanceof HTMLTemplateElement)) throw new Error(`#${role}-message-template is missing`);
     const root = template.content.firstElementChild?.cloneNode(true);
     if (!(root instanceof HTMLElement)) throw new Error(`#${role}-message-template is empty`);
-    return new MessageView(root, onPaint);
+    return new MessageView(root, options);
   }
 
   /**
    * Wraps a message element, the server's or a template's clone.
    * @param {HTMLElement} root an `article.message`
-   * @param {() => void} onPaint
+   * @param {ViewOptions} options
    */
-  constructor(root, onPaint) {
+  constructor(root, options) {
     this.root = root;
-    this.onPaint = onPaint;
+    this.onPaint = options.onPaint;
     this.bubble = part(root, ".bubble");
     this.text = part(root, ".message-text");
-    this.text.normalize();
-    /** @type {Text} */
-    this.textNode = this.text.firstChild instanceof Text ? this.text.firstChild : this.text.appendChild(new Text(""));
     this.meta = part(root, ".meta");
     this.versions = part(root, ".versions");
-    /** @type {HTMLDetailsElement | null} */
-    this.thinking = root.querySelector("details.thinking");
-    /** @type {Text | null} */
-    this.thinkingNode = null;
-    this.pendingText = "";
-    this.pendingReasoning = "";
+    /** An answer's text; null for your messages, which are plain text. */
+    this.answer = this.role === "assistant" ? new AnswerText(this.bubble, this.text, options.markdown) : null;
     this.frame = 0;
   }
 
@@ -118,9 +117,35 @@ export class MessageView {
     return this.root.dataset.state ?? "";
   }
 
-  /** All of its text, painted or not. */
+  /** All of its text as the server has it, painted or not (an answer's inline reasoning included). */
   get content() {
-    return this.textNode.data + this.pendingText;
+    return this.answer ? this.answer.source : (this.text.textContent ?? "");
+  }
+
+  /** What Copy puts on the clipboard: an answer's Markdown without its reasoning; your text as typed. */
+  get copyText() {
+    return this.answer ? this.answer.answer : this.content;
+  }
+
+  /** An answer with no text of its own (none yet, or only reasoning). */
+  get hasNoAnswer() {
+    return !this.answer?.answer.trim();
+  }
+
+  /**
+   * Your message's text, as plain text.
+   * @param {string} text
+   */
+  setText(text) {
+    this.text.textContent = text;
+  }
+
+  /** A stored answer the server rendered as plain text: render it as Markdown. */
+  upgrade() {
+    if (!this.answer) return;
+    this.answer.upgrade();
+    if (this.state === "streaming") this.answer.placeCursor();
+    else if (this.hasNoAnswer) this.hideEmptyText();
   }
 
   /**
@@ -150,17 +175,19 @@ export class MessageView {
   setState(state) {
     this.root.dataset.state = state;
     this.root.setAttribute("aria-busy", String(state === "streaming"));
+    if (state === "streaming") this.answer?.placeCursor();
+    else this.answer?.removeCursor();
   }
 
   /** @param {string} text */
   appendText(text) {
-    this.pendingText += text;
+    this.answer?.append(text);
     this.schedulePaint();
   }
 
   /** @param {string} text */
   appendReasoning(text) {
-    this.pendingReasoning += text;
+    this.answer?.appendReasoning(text);
     this.schedulePaint();
   }
 
@@ -168,39 +195,20 @@ export class MessageView {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.paint());
   }
 
-  /** Put buffered text on the page now (also called when the stream ends). */
+  /** Put what arrived on the page now. */
   paint() {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
-    if (this.pendingReasoning) {
-      this.thinkingSection().appendData(this.pendingReasoning);
-      this.pendingReasoning = "";
-    }
-    if (this.pendingText) {
-      this.textNode.appendData(this.pendingText);
-      this.pendingText = "";
-    }
+    this.answer?.paint();
     this.onPaint();
   }
 
-  /** The collapsed "Thinking" section above the answer, made on the first reasoning event. */
-  thinkingSection() {
-    if (!this.thinkingNode) {
-      if (!this.thinking) {
-        this.thinking = document.createElement("details");
-        this.thinking.className = "thinking";
-        const summary = document.createElement("summary");
-        summary.textContent = "Thinking";
-        const body = document.createElement("div");
-        body.className = "thinking-text";
-        this.thinking.append(summary, body);
-        this.bubble.prepend(this.thinking);
-      }
-      const body = part(this.thinking, ".thinking-text");
-      body.normalize();
-      this.thinkingNode = body.firstChild instanceof Text ? body.firstChild : body.appendChild(new Text(""));
-    }
-    return this.thinkingNode;
+  /** The answer's text is complete: rendered as it will be when stored. */
+  finish() {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    this.answer?.finish();
+    this.onPaint();
   }
 
   /** @param {string} message */
@@ -218,7 +226,7 @@ export class MessageView {
   }
 
   /**
-   * The answer ended without text: drop the "…" placeholder, which reads as still typing,
+   * The answer ended without text: drop the empty text, which would read as still typing,
    * and the bubble too when nothing else (thinking, an error) is in it; the meta line says why.
    */
   hideEmptyText() {
@@ -233,17 +241,16 @@ export class MessageView {
   fill(m) {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
-    this.pendingText = this.pendingReasoning = "";
     this.setIds(m.id, m.parent_id, m.alternatives);
     if (m.model) this.setModel(m.model);
-    this.textNode.data = m.content;
-    if (m.reasoning) this.thinkingSection().data = m.reasoning;
+    if (this.answer) this.answer.show(m.content, m.reasoning ?? "");
+    else this.setText(m.content);
     for (const notice of this.bubble.querySelectorAll(".notice.error")) notice.remove();
     this.text.hidden = false;
     this.bubble.hidden = false;
     if (m.error) this.showError(m.error.message);
     this.setState(m.status);
     this.setMeta(storedLabel(m));
-    if (m.role === "assistant" && m.status !== "streaming" && !m.content) this.hideEmptyText();
+    if (m.role === "assistant" && m.status !== "streaming" && this.hasNoAnswer) this.hideEmptyText();
   }
 }

@@ -45,6 +45,16 @@ RECORD_LENGTHS = """() => {
 AFTER_NEXT_PAINT = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
 
 
+# The Markdown of an answer as the page itself renders it (the module chat.js uses), to compare
+# with what an answer shows: answers are Markdown, so their text is not the model's characters.
+RENDERED = """async (text) => {
+  const { renderMarkdown } = await import("/static/js/markdown.js");
+  const box = document.createElement("div");
+  box.append(renderMarkdown(text));
+  return box.innerHTML;
+}"""
+
+
 def send(page, text):
     page.fill("#prompt", text)
     page.press("#prompt", "Enter")
@@ -55,6 +65,19 @@ def wait_for_answer(page, state, saved=True):
     a stop the page reads it back, and the model sees that next)."""
     page.wait_for_selector(f'{LAST_ANSWER}[data-state="{state}"]' + (":not([data-syncing])" if saved else ""))
     return page.locator(f"{LAST_ANSWER} .message-text").text_content()
+
+
+def shows(page, markdown):
+    """Does the last answer show exactly this Markdown, rendered?"""
+    return page.locator(f"{LAST_ANSWER} .message-text").inner_html() == page.evaluate(RENDERED, markdown)
+
+
+def stored_answer(page):
+    """The last answer as the server stored it: what the model is told next time."""
+    conversation = page.url.rsplit("/c/", 1)[1]
+    answer_id = page.locator(LAST_ANSWER).get_attribute("data-id")
+    stored = page.request.get(page.url.split("/c/")[0] + f"/api/conversations/{conversation}").json()
+    return next(m["content"] for m in stored["messages"] if m["id"] == answer_id)
 
 
 def test_enter_sends_and_the_answer_grows_visibly_to_the_exact_text(page, chat_server, artifacts):
@@ -81,7 +104,9 @@ def test_a_second_message_sends_the_first_exchange_as_history(page, chat_server,
     app = chat_server()
     page.goto(app.url)
     send(page, "first question")
-    first_answer = wait_for_answer(page, "complete")
+    wait_for_answer(page, "complete")
+    first_answer = Behaviour().text
+    assert shows(page, first_answer)
     send(page, "second question")
     wait_for_answer(page, "complete")
 
@@ -138,13 +163,15 @@ def test_stop_mid_answer_keeps_the_partial_text_marked_stopped_and_ends_the_upst
     assert 0 < len(partial) < len(slow.text)
     assert "Stopped" in page.locator(f"{LAST_ANSWER} .meta").text_content()
     assert page.locator("#status").text_content() == "Stopped"
+    stored = stored_answer(page)
+    assert stored.strip() == partial  # the page shows what is stored (as Markdown: a paragraph, trimmed)
 
     # The stopped answer is part of the conversation sent next.
     upstream.set_behaviour(app.model, Behaviour())
     send(page, "and then?")
     wait_for_answer(page, "complete")
     history = upstream.requests_for(app.model)[-1].body["messages"]
-    assert history[1] == {"role": "assistant", "content": partial}
+    assert history[1] == {"role": "assistant", "content": stored}
 
 
 def test_a_dropped_connection_shows_the_answer_as_interrupted(page, chat_server, upstream):
@@ -169,21 +196,27 @@ def test_an_upstream_error_shows_inline_and_the_next_message_works(page, chat_se
 
     upstream.set_behaviour(app.model, Behaviour())  # the model server recovers
     send(page, "again")
-    assert wait_for_answer(page, "complete") == Behaviour().text
+    wait_for_answer(page, "complete")
+    assert shows(page, Behaviour().text)
     assert page.problems == []
 
 
-def test_a_rejected_request_shows_its_message_and_keeps_the_input(page, chat_server):
-    app = chat_server(CHATAPP_MAX_MESSAGE_CHARS="40")
+def test_a_rejected_request_says_why_once_and_puts_the_message_back_in_the_input(page, chat_server):
+    app = chat_server(CHATAPP_MAX_CONVERSATION_CHARS="40")
     page.goto(app.url)
     text = "x" * 60
     send(page, text)
-    page.wait_for_selector('#log > .message.user[data-state="failed"]')
-    assert "limit is 40" in page.locator(f"{LAST_ANSWER} .notice.error").text_content()
+    page.wait_for_selector("#problem:not([hidden])")
+    # Said once, in plain words; the message is not shown as sent, it is back in the input.
+    assert "too long" in page.locator("#problem-text").text_content()
+    assert page.locator("#log > .message").count() == 0
+    assert page.locator("#log .notice.error").count() == 0
     assert page.input_value("#prompt") == text
+    assert page.locator("#problem-retry").is_hidden()  # the same message would be refused again
     page.fill("#prompt", "short")
     page.press("#prompt", "Enter")
     wait_for_answer(page, "complete")
+    assert page.locator("#problem").is_hidden()
 
 
 def test_model_output_is_shown_as_text_and_runs_nothing(page, chat_server):
@@ -370,17 +403,19 @@ def test_a_fast_stream_is_painted_at_most_once_per_animation_frame(page, chat_se
     fast = Behaviour(tokens=tuple(f" t{i}" for i in range(1000)), token_interval_s=0.001)
     app = chat_server(fast)
     page.goto(app.url)
+    # A paint is a batch of changes to the log: the answer's text is rendered again, or grows.
     page.evaluate(
         """() => {
           window.paints = 0; window.frames = 0;
-          new MutationObserver((records) => { window.paints += records.length; })
-            .observe(document.getElementById("log"), {characterData: true, subtree: true});
+          new MutationObserver(() => { window.paints += 1; })
+            .observe(document.getElementById("log"), {childList: true, characterData: true, subtree: true});
           const count = () => { window.frames++; requestAnimationFrame(count); };
           requestAnimationFrame(count);
         }"""
     )
     send(page, "fast please")
-    assert wait_for_answer(page, "complete") == fast.text
+    wait_for_answer(page, "complete")
+    assert shows(page, fast.text)
     paints, frames = page.evaluate("[window.paints, window.frames]")
     assert paints <= frames + 2, (paints, frames)
     assert paints < len(fast.tokens) / 3, "tokens were painted one by one"
@@ -426,5 +461,6 @@ def test_sign_in_with_the_access_token_then_chat(page, chat_server):
     page.click("button[type=submit]")
     page.wait_for_selector("#prompt")
     send(page, "hello after signing in")
-    assert wait_for_answer(page, "complete") == Behaviour().text
+    wait_for_answer(page, "complete")
+    assert shows(page, Behaviour().text)
     assert page.problems == []

@@ -18,7 +18,15 @@ pytestmark = pytest.mark.e2e
 
 LAST_ANSWER = "#log > .message.assistant:last-child"
 LAST_USER = "#log > .message.user >> nth=-1"
-SLOW = Behaviour(tokens=tuple(f" word{i}" for i in range(300)), token_interval_s=0.05)
+SLOW = Behaviour(tokens=tuple(f"word{i} " for i in range(300)), token_interval_s=0.05)
+# The Markdown of an answer as the page itself renders it (the module chat.js uses): answers are
+# Markdown, so what they show is not the model's characters.
+RENDERED = """async (text) => {
+  const { renderMarkdown } = await import("/static/js/markdown.js");
+  const box = document.createElement("div");
+  box.append(renderMarkdown(text));
+  return box.innerHTML;
+}"""
 
 
 def database_url(folder: Path) -> str:
@@ -41,6 +49,11 @@ def wait_for_answer(page: Page, state: str) -> str:
     return page.locator(f"{LAST_ANSWER} .message-text").text_content()
 
 
+def shows(page: Page, markdown: str) -> bool:
+    """Does the last answer show exactly this Markdown, rendered?"""
+    return page.locator(f"{LAST_ANSWER} .message-text").inner_html() == page.evaluate(RENDERED, markdown)
+
+
 def conversation_id(page: Page) -> str:
     match = re.search(r"/c/([0-9a-f]+)$", page.url)
     assert match, f"not a conversation's address: {page.url}"
@@ -57,8 +70,9 @@ def test_a_new_chat_gets_its_own_address_and_a_reload_shows_it_from_the_html(
     app = chat_server()
     page.goto(app.url)
     send(page, "remember me")
-    answer = wait_for_answer(page, "complete")
-    assert answer == Behaviour().text
+    wait_for_answer(page, "complete")
+    assert shows(page, Behaviour().text)
+    streamed = page.locator(f"{LAST_ANSWER} .message-text").inner_html()
     page.wait_for_url(re.compile(r"/c/[0-9a-f]{32}$"))
 
     # The history is in the HTML the server sends, before any script runs.
@@ -68,8 +82,9 @@ def test_a_new_chat_gets_its_own_address_and_a_reload_shows_it_from_the_html(
 
     page.reload()
     assert page.locator("#log > .message.user .message-text").text_content() == "remember me"
-    # The HTML parser reads the answer's "\r\n" as "\n", as a browser always does.
-    assert page.locator(f"{LAST_ANSWER} .message-text").text_content() == answer.replace("\r\n", "\n")
+    # The server's plain text, rendered as Markdown by the page: as it was when it streamed.
+    page.wait_for_selector(f"{LAST_ANSWER} .message-text.markdown")
+    assert page.locator(f"{LAST_ANSWER} .message-text").inner_html() == streamed
     assert page.locator(LAST_ANSWER).get_attribute("data-state") == "complete"
 
     context = browser.new_context(java_script_enabled=False)
@@ -233,7 +248,8 @@ def test_retry_after_an_error_answers_again(page: Page, chat_server, upstream):
 
     upstream.set_behaviour(app.model, Behaviour())
     retry.click()
-    assert wait_for_answer(page, "complete") == Behaviour().text
+    wait_for_answer(page, "complete")
+    assert shows(page, Behaviour().text)
     expect(page.locator(f"{LAST_ANSWER} .versions")).to_have_text(re.compile(r"2/2"))
     expect(page.locator(f"{LAST_ANSWER} .retry")).to_be_hidden()
 
@@ -249,11 +265,12 @@ def test_copy_puts_the_message_on_the_clipboard_and_says_so(browser: Browser, ch
         page = context.new_page()
         page.goto(app.url)
         send(page, "copy this")
-        text = wait_for_answer(page, "complete")
+        wait_for_answer(page, "complete")
         page.click(f"{LAST_ANSWER} [data-action=copy]")
         expect(page.locator(f"{LAST_ANSWER} .copied")).to_be_visible()
         expect(page.locator(f"{LAST_ANSWER} .copied")).to_have_text("Copied")
-        assert page.evaluate("navigator.clipboard.readText()") == text
+        # The answer's Markdown, as the model wrote it (as ChatGPT copies it).
+        assert page.evaluate("navigator.clipboard.readText()") == Behaviour().text
         expect(page.locator(f"{LAST_ANSWER} .copied")).to_be_hidden()  # the confirmation goes away
     finally:
         context.close()

@@ -1,0 +1,250 @@
+"""Answers rendered as Markdown in the chat page (#13, item 1): streamed by the fake upstream in
+awkward pieces, they render as code, tables and formulas while they stream; the DOM they settle
+to is the DOM the same answer gets when the page is loaded again (from the server's plain text);
+inline <think> goes to the Thinking section; your own messages stay plain text.
+
+ANSWER and `pieces` are shared with test_accessibility.py and test_design.py (and the README's
+screenshots): an answer that holds code, a table and a formula.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.support.fake_upstream import Behaviour
+
+pytestmark = pytest.mark.e2e
+
+LAST_ANSWER = "#log > .message.assistant:last-child"
+QUESTION = "Explain compound interest, with the formula, a Python function and a table of rates."
+CODE = '''def compound(principal: float, rate: float, years: int, periods: int = 12) -> float:
+    """Balance after `years` at `rate`, compounded `periods` times a year."""
+    return principal * (1 + rate / periods) ** (periods * years)'''
+ANSWER = f"""Compound interest earns interest on the interest already earned. With a principal $P$,
+a yearly rate $r$, $n$ periods a year and $t$ years, the balance is
+
+$$
+A = P\\left(1 + \\frac{{r}}{{n}}\\right)^{{nt}}
+$$
+
+```python
+{CODE}
+```
+
+What **1,000** grows to in 10 years, compounded monthly:
+
+| Rate | Balance | Interest |
+|-----:|--------:|---------:|
+| 3 %  | 1,349.35 | 349.35 |
+| 5 %  | 1,647.01 | 647.01 |
+| 7 %  | 2,009.66 | 1,009.66 |
+"""
+# Pieces are also cut inside each of these, where a half-written answer is most likely to render wrongly.
+AWKWARD = ["```", "**", "|", "$$", "\\frac", "\n"]
+
+# The Markdown as the page's own renderer (the module chat.js uses) renders it in one piece.
+RENDERED = """async (text) => {
+  const { renderMarkdown } = await import("/static/js/markdown.js");
+  const box = document.createElement("div");
+  box.append(renderMarkdown(text));
+  return box.innerHTML;
+}"""
+
+# Each frame, until the last answer is final: what it shows while it streams.
+WATCH_FRAMES = """() => {
+  window.frames = [];
+  const tick = () => {
+    const answer = document.querySelector("#log > .message.assistant:last-child");
+    if (answer) {
+      window.frames.push({
+        streaming: answer.dataset.state === "streaming",
+        math: !!answer.querySelector(".message-text .md-math-display .katex"),
+        code: !!answer.querySelector(".message-text .md-code-block pre code .hljs-keyword"),
+        table: answer.querySelectorAll(".message-text .md-table tbody tr").length,
+      });
+    }
+    if (!answer || answer.dataset.state === "streaming") requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+}"""
+
+
+def pieces(text: str, seed: int = 13) -> tuple[str, ...]:
+    """`text` in pieces of 1-6 characters, also cut inside every occurrence of each AWKWARD marker."""
+    rng = random.Random(seed)
+    cuts = {
+        i
+        for marker in AWKWARD
+        for m in re.finditer(re.escape(marker), text)
+        for i in range(m.start() + 1, m.end())
+    }
+    at = 0
+    while at < len(text):
+        at += rng.randint(1, 6)
+        cuts.add(at)
+    edges = [0, *sorted(c for c in cuts if 0 < c < len(text)), len(text)]
+    return tuple(text[a:b] for a, b in itertools.pairwise(edges))
+
+
+def send(page: Page, text: str) -> None:
+    page.fill("#prompt", text)
+    page.press("#prompt", "Enter")
+
+
+def wait_for_answer(page: Page, state: str = "complete") -> None:
+    page.wait_for_selector(f"{LAST_ANSWER}[data-state='{state}'][data-id]:not([data-syncing])")
+
+
+def html(page: Page, selector: str) -> str:
+    return page.locator(selector).inner_html()
+
+
+def test_an_answer_renders_code_a_table_and_a_formula_while_it_streams_and_the_same_after_a_reload(
+    page: Page, chat_server
+):
+    app = chat_server(Behaviour(tokens=pieces(ANSWER), token_interval_s=0.01))
+    page.goto(app.url)
+    page.evaluate(WATCH_FRAMES)
+    send(page, QUESTION)
+    wait_for_answer(page)
+
+    frames = page.evaluate("window.frames")
+    streaming = [f for f in frames if f["streaming"]]
+    assert any(f["math"] and f["code"] and f["table"] >= 1 for f in streaming), (
+        "never all three while streaming"
+    )
+    # Rows appear one by one while the table streams, and none is lost once shown.
+    rows = [f["table"] for f in streaming if f["table"]]
+    assert rows == sorted(rows), rows
+
+    answer = page.locator(f"{LAST_ANSWER} .message-text")
+    expect(answer.locator(".md-code-block .md-code-lang")).to_have_text("python")
+    assert answer.locator(".md-code-block pre > code").text_content() == CODE + "\n"
+    expect(answer.locator(".md-table th")).to_have_text(["Rate", "Balance", "Interest"])
+    expect(answer.locator(".md-table tbody tr")).to_have_count(3)
+    assert answer.locator(".md-table td.md-align-right").count() == 9
+    expect(answer.locator(".md-math-display .katex-display")).to_have_count(1)
+    expect(answer.locator(".katex:not(.md-math-display .katex)")).to_have_count(4)  # $P$, $r$, $n$, $t$
+    assert answer.locator("strong").all_text_contents() == ["1,000"]
+    assert "$$" not in answer.text_content()
+    assert "```" not in answer.text_content()
+
+    # Settled to exactly the one-piece rendering, and to what a reload renders from the stored text.
+    streamed = answer.inner_html()
+    assert streamed == page.evaluate(RENDERED, ANSWER)
+    page.reload()
+    page.wait_for_selector(f"{LAST_ANSWER} .message-text.markdown")
+    assert html(page, f"{LAST_ANSWER} .message-text") == streamed
+    assert page.problems == []
+
+
+def test_think_tags_split_across_tokens_go_to_the_thinking_section(page: Page, chat_server):
+    tokens = ("<th", "ink>Let me ", "check **this** ", "with `code`.</th", "ink>\n\nThe answer is **42**.")
+    app = chat_server(Behaviour(tokens=tokens))
+    page.goto(app.url)
+    send(page, "what is it?")
+    wait_for_answer(page)
+
+    thinking = page.locator(f"{LAST_ANSWER} details.thinking")
+    assert thinking.get_attribute("open") is None
+    expect(thinking.locator(".thinking-text strong")).to_have_text("this")
+    expect(thinking.locator(".thinking-text code")).to_have_text("code")
+    answer = page.locator(f"{LAST_ANSWER} .message-text")
+    expect(answer).to_have_text("The answer is 42.")
+    expect(answer.locator("strong")).to_have_text("42")
+    assert "think>" not in page.locator(LAST_ANSWER).text_content()
+
+    # Stored with the tags in its text, the answer is split the same way when the page loads.
+    streamed = html(page, f"{LAST_ANSWER} .bubble")
+    page.reload()
+    page.wait_for_selector(f"{LAST_ANSWER} .message-text.markdown")
+    assert html(page, f"{LAST_ANSWER} .bubble") == streamed
+
+
+def test_reasoning_events_render_as_markdown_in_the_thinking_section(page: Page, chat_server):
+    app = chat_server(Behaviour(reasoning=("First **this**", ", then", " `that`."), tokens=("Done.",)))
+    page.goto(app.url)
+    send(page, "think first")
+    wait_for_answer(page)
+    body = page.locator(f"{LAST_ANSWER} .thinking-text")
+    expect(body.locator("strong")).to_have_text("this")
+    expect(body.locator("code")).to_have_text("that")
+    streamed = html(page, f"{LAST_ANSWER} .bubble")
+    page.reload()
+    page.wait_for_selector(f"{LAST_ANSWER} .thinking-text.markdown", state="attached")  # collapsed
+    assert html(page, f"{LAST_ANSWER} .bubble") == streamed
+
+
+def test_the_copy_button_of_a_code_block_copies_its_code_exactly(browser: Browser, chat_server):
+    app = chat_server(Behaviour(tokens=pieces(ANSWER)))
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"], bypass_csp=True)
+    try:
+        page = context.new_page()
+        page.goto(app.url)
+        send(page, QUESTION)
+        wait_for_answer(page)
+        button = page.locator(f"{LAST_ANSWER} .md-code-block button.copy-code")
+        expect(button).to_have_accessible_name("Copy code")
+        button.click()
+        expect(button).to_have_text("Copied")
+        assert page.evaluate("navigator.clipboard.readText()") == CODE
+    finally:
+        context.close()
+
+
+def test_your_own_message_stays_plain_text(page: Page, chat_server):
+    app = chat_server()
+    page.goto(app.url)
+    text = "**x** and `y`\n\n- not a list"
+    send(page, text)
+    wait_for_answer(page)
+    mine = page.locator("#log > .message.user .message-text")
+    assert mine.text_content() == text
+    assert mine.locator("*").count() == 0
+    page.reload()
+    assert page.locator("#log > .message.user .message-text").text_content() == text
+    assert page.locator("#log > .message.user .message-text *").count() == 0
+
+
+def test_without_scripts_a_stored_answer_is_its_plain_text(page: Page, chat_server, browser: Browser):
+    app = chat_server(Behaviour(tokens=pieces(ANSWER)))
+    page.goto(app.url)
+    send(page, QUESTION)
+    wait_for_answer(page)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        still = context.new_page()
+        still.goto(page.url)
+        assert still.locator("#log > .message.assistant .message-text").text_content() == ANSWER
+    finally:
+        context.close()
+
+
+def test_rendered_answers_run_under_the_content_security_policy(browser: Browser, chat_server):
+    app = chat_server(Behaviour(tokens=pieces(ANSWER), reasoning=("Some *thought*.",)))
+    context = browser.new_context()  # the policy enforced, as in a person's browser
+    try:
+        page = context.new_page()
+        page.add_init_script(
+            """window.cspViolations = [];
+               document.addEventListener("securitypolicyviolation",
+                 (e) => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI));"""
+        )
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(app.url)
+        send(page, QUESTION)
+        wait_for_answer(page)
+        page.reload()
+        page.wait_for_selector(f"{LAST_ANSWER} .message-text.markdown .katex")
+        # KaTeX's fonts and highlight.js's theme came from the page's own origin.
+        assert page.evaluate("document.fonts.check('16px KaTeX_Main')")
+        assert page.evaluate("() => window.cspViolations") == []
+        assert errors == []
+    finally:
+        context.close()
