@@ -389,3 +389,23 @@ def test_a_locked_database_stalls_no_other_stream(chatapp_server, upstream, sqli
         times = [e.at for e in result.named("token")]
         assert len(times) == 60
         assert max(b - a for a, b in itertools.pairwise(times)) < 0.5
+
+
+def test_the_stop_endpoint_ends_a_conversation_stream_and_keeps_what_was_said(served, upstream):
+    model = upstream.model(Behaviour(tokens=SLOW, token_interval_s=0.02))
+    conversation = new_conversation(served, model=model)
+    path = f"/api/conversations/{conversation['id']}/messages"
+    stopped = []
+
+    def stop_after_five_tokens(result):
+        if len(result.named("token")) >= 5 and not stopped:
+            stream_id = result.named("start")[0].json()["stream_id"]
+            stopped.append(call("POST", f"{served.url}/api/chat/{stream_id}/stop", {}))
+        return False
+
+    result = post_chat(served.url, {"content": "count"}, path=path, stop_when=stop_after_five_tokens)
+    assert stopped[0] == (202, {"stopped": True})
+    assert result.done == {"finish_reason": "cancelled"}
+    assert upstream.wait_for_request(model).ended.wait(2), "the upstream request is still open"
+    answer = read(served, conversation["id"])["messages"][-1]
+    assert (answer["status"], answer["content"]) == ("stopped", result.text)
