@@ -99,3 +99,23 @@ def test_behind_a_trusted_proxy_limits_count_the_forwarded_client():
     assert (first.status_code, other.status_code, same.status_code) == (200, 200, 429)
     first.close()
     other.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/conversations"),
+        ("PATCH", "/api/conversations/abc"),
+        ("DELETE", "/api/conversations/abc"),
+        ("POST", "/api/conversations/abc/messages"),
+        ("POST", "/api/conversations/abc/messages/def/regenerate"),
+    ],
+)
+def test_cross_site_requests_to_the_conversation_api_are_403_and_change_nothing(client, method, path):
+    before = client.get("/api/conversations").json
+    response = client.open(
+        path, method=method, json={"content": "hi"}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "cross_site_request"
+    assert client.get("/api/conversations").json == before

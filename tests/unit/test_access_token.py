@@ -112,3 +112,23 @@ def test_signing_in_returns_to_the_conversation_that_was_asked_for(private):
 def test_signing_in_never_sends_a_person_to_another_site(private, target):
     signed_in = private.post("/sign-in", data={"token": TOKEN, "next": target})
     assert signed_in.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/conversations"),
+        ("POST", "/api/conversations"),
+        ("GET", "/api/conversations/abc"),
+        ("POST", "/api/conversations/abc/messages"),
+        ("GET", "/api/models"),
+    ],
+)
+def test_without_a_session_the_conversation_api_is_401(private, method, path):
+    response = private.open(path, method=method, json={})
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "unauthorized"
+
+
+def test_without_a_session_a_conversation_page_asks_for_the_token(private):
+    assert private.get("/c/abc").status_code == 302
