@@ -37,6 +37,7 @@ import { OUTCOMES } from "./message-view.js";
  *   currentId: () => string | null,
  *   onBusy: (busy: boolean) => void,
  *   onAnswered: (conversationId: string) => void,
+ *   onStoppedUnseen: () => void,
  *   announce: (message: string) => void,
  * }} AnswersOptions
  */
@@ -102,6 +103,9 @@ export class Answers {
     } catch (error) {
       if (turn.stopped) {
         this.finish(turn, "cancelled");
+        // Stopped before the `start` event: the server may have stored the question and a
+        // stopped answer that this page has no ids for. Show the conversation as stored.
+        if (!turn.started) this.options.onStoppedUnseen();
       } else if (!turn.started) {
         turn.finished = true;
         job.notSent(error);

@@ -107,6 +107,7 @@ const answers = new Answers({
     }
   },
   onAnswered: showInSidebar,
+  onStoppedUnseen: showAsStored,
   announce,
 });
 
@@ -230,6 +231,21 @@ function resend(old, text) {
       showProblem(error, () => resend(old, text));
     },
   });
+}
+
+/** Show the conversation's branch as the server stored it (after a stop that came before the
+ * stream said what it stored), and follow the answers still being written. */
+async function showAsStored() {
+  const id = conversationId;
+  if (!id) return;
+  try {
+    const stored = await api.get(id);
+    view.render(stored.messages);
+    sidebar.upsert(stored);
+    for (const m of view.messages()) if (m.state === "streaming") answers.watch(m, { progressive: true });
+  } catch {
+    // What was shown stays; the next page load shows what was stored.
+  }
 }
 
 /** @param {string} id the conversation just answered: the newest, at the top of the sidebar */
