@@ -18,21 +18,8 @@ import tempfile
 from pathlib import Path
 
 from bench.__main__ import Load, Target, run_load, warm_up
-from bench.processes import BenchUpstream, process_cpu_seconds
-from harness.gunicorn import GunicornServer
+from bench.processes import BenchUpstream, chatapp_server, process_cpu_seconds
 from harness.processes import ROOT
-
-
-def _server(upstream: BenchUpstream, cwd: Path | None) -> GunicornServer:
-    env = {
-        "OPENAI_BASE_URL": upstream.base_url,
-        "OPENAI_API_KEY": "bench",
-        "CHATAPP_UPSTREAM_MAX_RETRIES": "0",
-        "CHATAPP_LOG_LEVEL": "WARNING",
-        "CHATAPP_MAX_STREAMS_PER_CLIENT": "0",
-        "CHATAPP_RATE_LIMIT": "",
-    }
-    return GunicornServer(env, workers=1, cwd=cwd)
 
 
 def main() -> None:
@@ -51,8 +38,8 @@ def main() -> None:
         try:
             with (
                 BenchUpstream() as upstream,
-                _server(upstream, None) as now,
-                _server(upstream, worktree) as before,
+                chatapp_server(upstream) as now,
+                chatapp_server(upstream, cwd=worktree) as before,
             ):
                 assert upstream.process is not None
                 targets = {}

@@ -31,8 +31,11 @@ class BenchUpstream(ServerProcess):
 
 
 @contextlib.contextmanager
-def chatapp_server(upstream: BenchUpstream, workers: int | None = 1, **env: str) -> Iterator[GunicornServer]:
-    """chatapp as deployed (`gunicorn -c gunicorn.conf.py wsgi:app`), pointed at the bench upstream."""
+def chatapp_server(
+    upstream: BenchUpstream, workers: int | None = 1, cwd: Path | None = None, **env: str
+) -> Iterator[GunicornServer]:
+    """chatapp as deployed (`gunicorn -c gunicorn.conf.py wsgi:app`), pointed at the bench upstream;
+    `cwd`: another checkout of chatapp to run instead of this one (bench.ab)."""
     settings = {
         "OPENAI_BASE_URL": upstream.base_url,
         "OPENAI_API_KEY": "bench",
@@ -43,7 +46,7 @@ def chatapp_server(upstream: BenchUpstream, workers: int | None = 1, **env: str)
         "CHATAPP_RATE_LIMIT": "",
         **env,
     }
-    with GunicornServer(settings, workers=workers) as server:
+    with GunicornServer(settings, workers=workers, cwd=cwd) as server:
         yield server
 
 

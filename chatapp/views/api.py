@@ -7,11 +7,10 @@ from flask import Blueprint, Response, current_app, request
 from ..errors import ApiError
 from ..limits import chat_rate_limit, limiter
 from ..protocol import ErrorCode
-from ..relay import Relay, RelayLimits
 from ..security import reject_cross_site
 from ..state import app_state
 from ..validation import parse_chat_request, require_json_content_type
-from .streaming import admit, client_address, client_socket, sse_response
+from .streaming import admit, relay_for, sse_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -31,22 +30,11 @@ def chat() -> Response:
     try:
         # Past the byte limit this raises 413 (Content-Length) or stops early (chunked; see create_app).
         chat_request = parse_chat_request(request.get_data(cache=False), settings)
-        relay = Relay(
-            state.backend.stream(chat_request),
-            relay_limits(),
-            registry=state.streams,
-            client_socket=client_socket(),
-            client=client_address(),
-        )
+        relay = relay_for(chat_request)
     except BaseException:
         release()
         raise
     return sse_response(relay, release)
-
-
-def relay_limits() -> RelayLimits:
-    settings = app_state(current_app).settings
-    return RelayLimits(heartbeat_s=settings.heartbeat_s, max_stream_s=settings.max_stream_s)
 
 
 @bp.post("/chat/<stream_id>/stop")

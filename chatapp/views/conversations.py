@@ -14,7 +14,6 @@ from ..llm.base import ChatRequest
 from ..llm.base import Message as ChatMessage
 from ..protocol import ErrorCode, new_stream_id
 from ..recording import AnswerRecorder, AnswerTarget
-from ..relay import Relay
 from ..security import reject_cross_site
 from ..state import AppState, app_state
 from ..store import Conversation, Message, MessageNotFound, Store
@@ -28,8 +27,7 @@ from ..validation.conversations import (
     parse_new_message,
     parse_page,
 )
-from .api import relay_limits
-from .streaming import admit, client_address, client_socket, sse_response
+from .streaming import admit, relay_for, sse_response
 
 bp = Blueprint("conversations", __name__, url_prefix="/api")
 
@@ -163,12 +161,8 @@ def _answer(
         temperature=options.temperature if options.temperature is not None else conversation.temperature,
     )
     target = AnswerTarget(answer.id, prompt_chars=sum(len(content) for _, content in context))
-    relay = Relay(
-        state.backend.stream(chat_request),
-        relay_limits(),
-        registry=state.streams,
-        client_socket=client_socket(),
-        client=client_address(),
+    relay = relay_for(
+        chat_request,
         stream_id=stream_id,
         observer=AnswerRecorder(store, target, state.checkpoints),
         start_fields={

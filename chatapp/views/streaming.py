@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
-from typing import cast
+from typing import Any, cast
 
 from flask import Response, current_app, request
 
 from ..errors import ApiError
+from ..llm.base import ChatRequest
 from ..protocol import ErrorCode
-from ..relay import Relay
+from ..relay import Relay, RelayLimits
 from ..state import app_state
 from ..streams import ClientBusy, Release, ShuttingDown, WorkerFull
 
@@ -50,6 +51,21 @@ def admit() -> Release:
 def client_socket() -> socket.socket | None:
     """gunicorn's worker exposes the client socket; the relay watches it for a close."""
     return cast("socket.socket | None", request.environ.get("gunicorn.socket"))
+
+
+def relay_for(chat_request: ChatRequest, **options: Any) -> Relay:
+    """The relay of one request's answer, with this app's limits, its registry of live streams and
+    the client's socket to watch; `options` go to `Relay` (an id, an observer, start fields)."""
+    state = app_state(current_app)
+    limits = RelayLimits(heartbeat_s=state.settings.heartbeat_s, max_stream_s=state.settings.max_stream_s)
+    return Relay(
+        state.backend.stream(chat_request),
+        limits,
+        registry=state.streams,
+        client_socket=client_socket(),
+        client=client_address(),
+        **options,
+    )
 
 
 def sse_response(relay: Relay, release: Release) -> Response:
