@@ -12,6 +12,8 @@ import secrets
 import threading
 import time
 
+from dotenv import find_dotenv, load_dotenv
+
 
 def _whole_number(name, default, minimum=1):
     """An integer setting from the environment; a bad value stops start-up naming the variable,
@@ -38,8 +40,17 @@ bind = os.environ.get("CHATAPP_BIND") or (
 # thousands of them; a sync worker would be tied up by a single answer.
 worker_class = "gevent"
 
-# One worker per core: the relay's CPU work is small but real, and gevent uses one core per process.
-workers = _whole_number("WEB_CONCURRENCY", multiprocessing.cpu_count())
+# The settings chatapp reads from a .env file count here too (the app loads it the same way).
+load_dotenv(find_dotenv(usecwd=True), override=False)
+
+# Workers share which streams run (for Stop), the per-client caps and the answers that readers
+# reattach to through Redis. Without it the one process is the whole truth, so it runs alone:
+# one gevent worker holds thousands of streams; several need CHATAPP_REDIS_URL.
+_shared_state = bool(os.environ.get("CHATAPP_REDIS_URL", "").strip())
+
+# One worker per core with Redis: the relay's CPU work is small but real, and gevent uses one
+# core per process.
+workers = _whole_number("WEB_CONCURRENCY", multiprocessing.cpu_count() if _shared_state else 1)
 
 # Concurrent connections (open streams plus idle keep-alive clients) per worker.
 worker_connections = _whole_number("CHATAPP_WORKER_CONNECTIONS", 1000)
@@ -70,6 +81,17 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 # gunicorn's runtime control socket is not used, and one fixed path per user would make
 # two instances on one host (a blue/green deploy, the test suite) fight over it.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """Refuse several workers without Redis (from WEB_CONCURRENCY or --workers alike): a Stop or a
+    reattach that reached the wrong worker would not find its stream."""
+    if server.cfg.workers > 1 and not _shared_state:
+        raise SystemExit(
+            f"{server.cfg.workers} workers need CHATAPP_REDIS_URL, through which they share running "
+            "streams (Stop, reattaching, per-client caps). Set it (redis://127.0.0.1:6379/0), or run "
+            "one worker (WEB_CONCURRENCY=1), which holds thousands of streams."
+        )
 
 
 def post_worker_init(worker):

@@ -11,14 +11,16 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .access import init_access
+from .answer_jobs import AnswerJobs
 from .backends import make_backend
 from .config import Settings
+from .coordination import make_coordinator
 from .errors import register_error_handlers
 from .limits import init_limits
 from .model_catalog import ModelCatalog
 from .security import register_security_headers
 from .state import EXTENSION_KEY, AppState
-from .streams import StreamRegistry
+from .streams import Cause, StreamRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,34 +45,52 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     backend = make_backend(settings)
+    streams = StreamRegistry(
+        write_timeout_s=settings.write_timeout_s,
+        max_streams=settings.max_streams_per_worker,
+        max_per_client=settings.max_streams_per_client,
+        tick_s=min(1.0, settings.heartbeat_s / 4),
+    )
+    # Under gunicorn this runs in each worker, after gevent patched it (preload_app is off).
+    coordinator = make_coordinator(settings)
+    streams.announcer = coordinator
+    coordinator.listen(lambda stream_id: _stop(streams, stream_id))
     app.extensions[EXTENSION_KEY] = AppState(
         settings=settings,
         backend=backend,
-        streams=StreamRegistry(
-            write_timeout_s=settings.write_timeout_s,
-            max_streams=settings.max_streams_per_worker,
-            max_per_client=settings.max_streams_per_client,
-            tick_s=min(1.0, settings.heartbeat_s / 4),
-        ),
+        streams=streams,
         instance_path=app.instance_path,
         models=ModelCatalog(settings, backend),
+        coordinator=coordinator,
+        answers=AnswerJobs(
+            streams,
+            coordinator,
+            retention_s=settings.stream_retention_s,
+            unread_max_s=settings.detached_max_s,
+        ),
     )
 
     init_access(app, settings)
     init_limits(app, settings)
 
-    from .views import access, api, conversations, health, pages
+    from .views import access, api, conversations, health, pages, reattach
 
     app.register_blueprint(access.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(conversations.bp)
+    app.register_blueprint(reattach.bp)
     app.register_blueprint(health.bp)
     register_error_handlers(app)
     register_security_headers(app)
 
     logging.getLogger(__name__).info("chatapp ready: backend=%s model=%s", settings.backend, settings.model)
     return app
+
+
+def _stop(streams: StreamRegistry, stream_id: str) -> None:
+    """Another process was asked to stop `stream_id`: end it if it runs here."""
+    streams.cancel(stream_id, Cause.STOPPED)
 
 
 def _configure_logging(level: str) -> None:

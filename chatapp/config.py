@@ -83,6 +83,15 @@ class Settings:
     # How long the model server's list of models (GET /v1/models) is reused.
     models_cache_s: float = 300.0
 
+    # Redis shared by every worker and machine (stop, caps, answer logs, rate limits). None: one
+    # process holds it all, and gunicorn runs a single worker (gunicorn.conf.py).
+    # repr=False: a URL may hold a password.
+    redis_url: str | None = field(default=None, repr=False)
+    # An ended answer can be reattached to (GET /api/streams/<id>) for this long.
+    stream_retention_s: float = 300.0
+    # A stored conversation's answer nobody has read for this long is ended (0: never).
+    detached_max_s: float = 0.0
+
     demo_tokens_per_s: float = 30.0
     demo_first_token_s: float = 0.4
 
@@ -107,6 +116,7 @@ class Settings:
         if models and model not in models:
             raise ConfigError(f"CHATAPP_MODEL {model!r} is not in CHATAPP_MODELS ({', '.join(models)})")
 
+        redis_url = _redis_url(env.text("CHATAPP_REDIS_URL"))
         return cls(
             backend=backend,
             openai_api_key=api_key,
@@ -132,7 +142,9 @@ class Settings:
             write_timeout_s=env.number("CHATAPP_WRITE_TIMEOUT_S", float, cls.write_timeout_s),
             rate_limit=_rate_limit(environ.get("CHATAPP_RATE_LIMIT", cls.rate_limit).strip()),
             ratelimit_storage_uri=_storage_uri(
-                env.text("CHATAPP_RATELIMIT_STORAGE_URI") or cls.ratelimit_storage_uri
+                env.text("CHATAPP_RATELIMIT_STORAGE_URI")
+                or _shared_limits(redis_url)
+                or cls.ratelimit_storage_uri
             ),
             trusted_proxies=env.number("CHATAPP_TRUSTED_PROXIES", int, cls.trusted_proxies, zero_ok=True),
             access_token=env.text("CHATAPP_ACCESS_TOKEN"),
@@ -149,6 +161,9 @@ class Settings:
             database_url=_database_url(env.text("DATABASE_URL")),
             checkpoint_s=env.number("CHATAPP_CHECKPOINT_S", float, cls.checkpoint_s),
             models_cache_s=env.number("CHATAPP_MODELS_CACHE_S", float, cls.models_cache_s, zero_ok=True),
+            redis_url=redis_url,
+            stream_retention_s=env.number("CHATAPP_STREAM_RETENTION_S", float, cls.stream_retention_s),
+            detached_max_s=env.number("CHATAPP_DETACHED_MAX_S", float, cls.detached_max_s, zero_ok=True),
             demo_tokens_per_s=env.number("CHATAPP_DEMO_TOKENS_PER_S", float, cls.demo_tokens_per_s),
             demo_first_token_s=env.number(
                 "CHATAPP_DEMO_FIRST_TOKEN_S", float, cls.demo_first_token_s, zero_ok=True
@@ -166,6 +181,22 @@ def _database_url(raw: str | None) -> str | None:
             "DATABASE_URL must be sqlite:///<path> or postgresql+psycopg://user:password@host:port/db"
         )
     return raw
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _redis_url(raw: str | None) -> str | None:
+    if raw is not None and raw.split("://", 1)[0] not in REDIS_SCHEMES:
+        raise ConfigError(
+            "CHATAPP_REDIS_URL must be redis://[:password@]host:port/db (or rediss://, unix://)"
+        )
+    return raw
+
+
+def _shared_limits(redis_url: str | None) -> str | None:
+    """With Redis configured, rate limits count in it too (unless told otherwise)."""
+    return redis_url if redis_url is not None and redis_url.startswith(("redis://", "rediss://")) else None
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

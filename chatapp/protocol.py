@@ -59,6 +59,8 @@ class ErrorCode(StrEnum):
     INVALID_MODEL = "invalid_model"
     UNKNOWN_MODEL = "unknown_model"
     STREAM_NOT_FOUND = "stream_not_found"
+    INVALID_EVENT_ID = "invalid_event_id"
+    SHARED_STATE_UNAVAILABLE = "shared_state_unavailable"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INTERNAL_ERROR = "internal_error"

@@ -152,6 +152,6 @@ def status_for(end: StreamEnd) -> Status:
     if end.finish_reason == FinishReason.ERROR:
         return Status.ERROR
     # Cancelled: by the user (Stop, or closing the page), or by the server going away.
-    if end.cause in (Cause.SHUTDOWN, Cause.WRITE_TIMEOUT):
+    if end.cause in (Cause.SHUTDOWN, Cause.WRITE_TIMEOUT, Cause.UNREAD):
         return Status.INTERRUPTED
     return Status.STOPPED

@@ -59,7 +59,7 @@ from .streams import Cause, StreamRegistry
 
 log = logging.getLogger(__name__)
 
-KEEP_ALIVE = sse.comment_frame("keep-alive")
+KEEP_ALIVE = sse.KEEP_ALIVE
 
 # Shortest wait for a read: a zero timeout would make the socket non-blocking.
 MIN_WAIT_S = 0.001
@@ -118,8 +118,11 @@ class Relay:
         stream_id: str | None = None,
         observer: StreamObserver | None = None,
         start_fields: dict[str, str] | None = None,
+        resumable: bool = False,
     ) -> None:
         self.stream_id = stream_id or new_stream_id()
+        # Generated for an answer log that readers follow (answer_jobs), not for one client.
+        self.resumable = resumable
         self.model_stream = model_stream
         self._writer = EventWriter(self.stream_id)
         self._limits = limits
@@ -139,9 +142,14 @@ class Relay:
         self._error: tuple[StreamErrorCode, str] | None = None
         self.stats = StreamStats()
 
+    @property
+    def sequence(self) -> int:
+        """The sequence number of the last event written."""
+        return self._writer.sequence
+
     # -- the response body --------------------------------------------------------------
 
-    def frames(self) -> Iterator[bytes]:
+    def frames(self) -> Generator[bytes, None, None]:
         """The response body. Closing this generator early cancels the model."""
         stop_watching = None
         try:

@@ -44,3 +44,8 @@ def _one_line(value: str) -> bytes:
     if "\n" in value or "\r" in value:
         value = _NEWLINES.sub("", value)
     return value.encode()
+
+
+# Sent while nothing else is: keeps proxies and idle timers from closing a quiet stream, and lets a
+# reader tell a live connection from a dead one.
+KEEP_ALIVE = comment_frame("keep-alive")

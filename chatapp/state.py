@@ -10,7 +10,9 @@ from datetime import timedelta
 
 from flask import Flask
 
+from .answer_jobs import AnswerJobs
 from .config import Settings
+from .coordination import Coordinator
 from .llm.base import Backend
 from .model_catalog import ModelCatalog
 from .recording import ORPHAN_AFTER_CHECKPOINTS, CheckpointWriter
@@ -29,6 +31,8 @@ class AppState:
     streams: StreamRegistry
     instance_path: str
     models: ModelCatalog
+    coordinator: Coordinator
+    answers: AnswerJobs
     _store: Store | None = field(default=None, init=False, repr=False)
     _checkpoints: CheckpointWriter | None = field(default=None, init=False, repr=False)
     _store_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)

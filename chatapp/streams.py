@@ -29,6 +29,9 @@ class LiveStream(Protocol):
     @property
     def stream_id(self) -> str: ...
 
+    @property
+    def resumable(self) -> bool: ...
+
     def cancel(self, cause: Cause) -> None: ...
 
     def write_stalled_s(self, now: float) -> float: ...
@@ -46,6 +49,7 @@ class Cause(StrEnum):
     WRITE_TIMEOUT = "write_timeout"  # the client stopped reading
     SHUTDOWN = "shutdown"  # the worker is exiting
     MAX_DURATION = "max_duration"  # CHATAPP_MAX_STREAM_S ran out (reported as an error)
+    UNREAD = "unread"  # nobody read a stored answer for CHATAPP_DETACHED_MAX_S
 
 
 class Refused(Exception):
@@ -67,6 +71,23 @@ class ClientBusy(Refused):
 Release = Callable[[], None]
 
 
+class Announcer(Protocol):
+    """Told when a stream starts and ends in this process (the coordinator, for other processes)."""
+
+    def running(self, stream_id: str, resumable: bool) -> None: ...
+
+    def finished(self, stream_id: str) -> None: ...
+
+
+class Reader(Protocol):
+    """A connection following a stream it does not run (a reattached reader): cut when it stops
+    reading, as a stream's own client is."""
+
+    def write_stalled_s(self, now: float) -> float: ...
+
+    def hang_up(self) -> None: ...
+
+
 class StreamRegistry:
     def __init__(
         self, write_timeout_s: float, max_streams: int = 0, max_per_client: int = 0, tick_s: float = 1.0
@@ -83,6 +104,8 @@ class StreamRegistry:
         self._max_per_client = max_per_client
         self._admitted = 0
         self._per_client: Counter[str] = Counter()
+        self._readers: set[Reader] = set()
+        self.announcer: Announcer | None = None
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -115,14 +138,28 @@ class StreamRegistry:
 
     def add(self, stream: LiveStream) -> None:
         self._streams[stream.stream_id] = stream
-        if self._sweeper is None:
-            # Started on first use, so that under gunicorn it is a greenlet of the worker.
-            self._sweeper = threading.Thread(target=self._sweep, name="stream-sweeper", daemon=True)
-            self._sweeper.start()
+        self._start_sweeping()
+        if self.announcer is not None:
+            self.announcer.running(stream.stream_id, stream.resumable)
 
     def remove(self, stream: LiveStream) -> None:
         if self._streams.get(stream.stream_id) is stream:
             del self._streams[stream.stream_id]
+            if self.announcer is not None:
+                self.announcer.finished(stream.stream_id)
+
+    def add_reader(self, reader: Reader) -> None:
+        self._readers.add(reader)
+        self._start_sweeping()
+
+    def remove_reader(self, reader: Reader) -> None:
+        self._readers.discard(reader)
+
+    def _start_sweeping(self) -> None:
+        if self._sweeper is None:
+            # Started on first use, so that under gunicorn it is a greenlet of the worker.
+            self._sweeper = threading.Thread(target=self._sweep, name="stream-sweeper", daemon=True)
+            self._sweeper.start()
 
     def is_running(self, stream_id: str) -> bool:
         return stream_id in self._streams
@@ -168,3 +205,7 @@ class StreamRegistry:
                     stream.hang_up()
                 else:
                     stream.wake_if_due(now)
+            for reader in list(self._readers):
+                if reader.write_stalled_s(now) > self._write_timeout_s:
+                    log.info("a reader stopped reading; hanging up")
+                    reader.hang_up()

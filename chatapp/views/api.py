@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
+from ..coordination import SharedStateUnavailable
 from ..errors import ApiError
 from ..limits import chat_rate_limit, limiter
 from ..protocol import ErrorCode
@@ -39,11 +40,26 @@ def chat() -> Response:
 
 @bp.post("/chat/<stream_id>/stop")
 def stop(stream_id: str) -> tuple[dict[str, bool], int]:
+    """Stop a stream wherever it runs: this process, or through the coordinator any other."""
     require_json_content_type(request.mimetype)
-    if not app_state(current_app).streams.cancel(stream_id):
+    state = app_state(current_app)
+    if state.streams.cancel(stream_id):
+        return {"stopped": True}, 202
+    try:
+        stopped = state.coordinator.stop_elsewhere(stream_id)
+    except SharedStateUnavailable:
+        raise shared_state_unavailable() from None
+    if not stopped:
         raise ApiError(
-            404,
-            ErrorCode.STREAM_NOT_FOUND,
-            "No running stream has that id in this worker; it may have finished already.",
+            404, ErrorCode.STREAM_NOT_FOUND, "No stream with that id is running; it may have ended already."
         )
     return {"stopped": True}, 202
+
+
+def shared_state_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        ErrorCode.SHARED_STATE_UNAVAILABLE,
+        "That answer runs on another server process, which cannot be reached right now. Try again.",
+        retry_after_s=2,
+    )

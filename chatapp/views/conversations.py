@@ -27,7 +27,7 @@ from ..validation.conversations import (
     parse_new_message,
     parse_page,
 )
-from .streaming import admit, relay_for, sse_response
+from .streaming import admit, follow_response, relay_for
 
 bp = Blueprint("conversations", __name__, url_prefix="/api")
 
@@ -145,7 +145,7 @@ def _answer(
     *,
     regenerate_of: str | None,
 ) -> Response:
-    """Start the answer to `question_id` (a new alternative when regenerating) and stream it."""
+    """Start the answer to `question_id` (a new alternative when regenerating) and follow it."""
     store, settings = state.store, state.settings
     model = options.model or conversation.model or settings.model
     context = store.context_for(conversation.id, question_id)
@@ -163,6 +163,7 @@ def _answer(
     target = AnswerTarget(answer.id, prompt_chars=sum(len(content) for _, content in context))
     relay = relay_for(
         chat_request,
+        resumable=True,
         stream_id=stream_id,
         observer=AnswerRecorder(store, target, state.checkpoints),
         start_fields={
@@ -171,7 +172,9 @@ def _answer(
             "message_id": answer.id,
         },
     )
-    return sse_response(relay, release)
+    # The answer runs on its own, to its end; this response is its first reader.
+    answer_log = state.answers.start(relay, release)
+    return follow_response(answer_log.follow(0, settings.heartbeat_s))
 
 
 def _check_follows_an_answer(store: Store, conversation_id: str, parent_id: str | None) -> None:

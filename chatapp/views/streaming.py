@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import time
+from collections.abc import Iterator
 from typing import Any, cast
 
 from flask import Response, current_app, request
@@ -12,7 +15,7 @@ from ..llm.base import ChatRequest
 from ..protocol import ErrorCode
 from ..relay import Relay, RelayLimits
 from ..state import app_state
-from ..streams import ClientBusy, Release, ShuttingDown, WorkerFull
+from ..streams import ClientBusy, Release, ShuttingDown, StreamRegistry, WorkerFull
 
 SSE_HEADERS = {
     # no-transform: proxies must not compress or rewrite the stream (gzip buffers it).
@@ -27,10 +30,18 @@ def client_address() -> str:
 
 
 def admit() -> Release:
-    """Count this request's stream in, or answer 503/429: before the body is read, which is the
-    cheapest moment to refuse. Call the returned release once if no response is made."""
+    """Count this request's stream in, in this worker and across all of them, or answer 503/429:
+    before the body is read, which is the cheapest moment to refuse. Call the returned release
+    once when the stream has ended, or if none is started."""
+    state = app_state(current_app)
+    client = client_address()
     try:
-        return app_state(current_app).streams.admit(client_address())
+        here = state.streams.admit(client)
+        try:
+            everywhere = state.coordinator.admit(client)
+        except BaseException:
+            here()
+            raise
     except ShuttingDown:
         raise ApiError(
             503, ErrorCode.SHUTTING_DOWN, "This server is restarting. Try again in a moment.", retry_after_s=2
@@ -47,23 +58,31 @@ def admit() -> Release:
             retry_after_s=5,
         ) from None
 
+    def release() -> None:
+        everywhere()
+        here()
+
+    return release
+
 
 def client_socket() -> socket.socket | None:
     """gunicorn's worker exposes the client socket; the relay watches it for a close."""
     return cast("socket.socket | None", request.environ.get("gunicorn.socket"))
 
 
-def relay_for(chat_request: ChatRequest, **options: Any) -> Relay:
-    """The relay of one request's answer, with this app's limits, its registry of live streams and
-    the client's socket to watch; `options` go to `Relay` (an id, an observer, start fields)."""
+def relay_for(chat_request: ChatRequest, *, resumable: bool = False, **options: Any) -> Relay:
+    """The relay of one request's answer, with this app's limits and its registry of live streams;
+    `options` go to `Relay` (an id, an observer, start fields). A stream for this one client
+    watches its socket, which ends the model when it closes; a resumable one does not."""
     state = app_state(current_app)
     limits = RelayLimits(heartbeat_s=state.settings.heartbeat_s, max_stream_s=state.settings.max_stream_s)
     return Relay(
         state.backend.stream(chat_request),
         limits,
         registry=state.streams,
-        client_socket=client_socket(),
+        client_socket=None if resumable else client_socket(),
         client=client_address(),
+        resumable=resumable,
         **options,
     )
 
@@ -78,3 +97,42 @@ def sse_response(relay: Relay, release: Release) -> Response:
     # The server closes every response it started, even one whose body never ran.
     response.call_on_close(release)
     return response
+
+
+def follow_response(frames: Iterator[bytes]) -> Response:
+    """A response that follows an answer it does not run (`answer_log`, `coordination`): a reader
+    that stops taking bytes is cut after the write timeout, as a stream's own client is."""
+    reader = _Reader(frames, app_state(current_app).streams, client_socket())
+    return Response(
+        reader.body(), status=200, headers=SSE_HEADERS, content_type="text/event-stream; charset=utf-8"
+    )
+
+
+class _Reader:
+    def __init__(self, frames: Iterator[bytes], registry: StreamRegistry, sock: socket.socket | None) -> None:
+        self._frames = frames
+        self._registry = registry
+        self._socket = sock
+        self._writing_since: float | None = None
+
+    def body(self) -> Iterator[bytes]:
+        self._registry.add_reader(self)
+        try:
+            for chunk in self._frames:
+                self._writing_since = time.monotonic()
+                yield chunk
+                self._writing_since = None
+        finally:
+            self._registry.remove_reader(self)
+            close = getattr(self._frames, "close", None)
+            if close is not None:
+                close()
+
+    def write_stalled_s(self, now: float) -> float:
+        since = self._writing_since
+        return 0.0 if since is None else now - since
+
+    def hang_up(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)

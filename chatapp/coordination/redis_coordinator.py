@@ -1,0 +1,220 @@
+"""Workers and machines sharing one Redis (`CHATAPP_REDIS_URL`).
+
+- Running streams: `chatapp:running:<id>` (`r` resumable, `s` not), a lease that this process
+  renews while the stream runs, so that a killed worker's streams are forgotten within `LEASE_S`.
+- Stop: the stop endpoint of any process runs one script that publishes the id on
+  `chatapp:stop` if the stream runs anywhere (202) or answers that it does not (404); every
+  process listens and cancels the stream if it is its own.
+- Per-client cap: a sorted set per client address of its streams' leases, counted and added to
+  by one script, so that two workers cannot both admit the last slot.
+- Resumable answers' logs: `redis_log`.
+
+Every call is guarded: with Redis gone, streams of this process go on and finish, the failure is
+logged (at most every 10 s per kind), admission falls back to this process's own count, and
+what needs another process answers 503 (`SharedStateUnavailable`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from redis.exceptions import RedisError
+
+from ..answer_log import AnswerLog
+from ..streams import ClientBusy
+from .base import Release, SharedStateUnavailable
+from .redis_log import LogMirror, RedisFollow, reading_key, running_key
+
+log = logging.getLogger(__name__)
+
+STOP_CHANNEL = "chatapp:stop"
+# A running stream's key, and a client's stream in its cap, live this long unless renewed.
+LEASE_S = 30
+RENEW_EVERY_S = LEASE_S / 3
+
+_STOP_SCRIPT = """
+if redis.call('exists', KEYS[1]) == 1 then
+  redis.call('publish', ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_ADMIT_SCRIPT = """
+redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1])
+if redis.call('zcard', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('zadd', KEYS[1], ARGV[2], ARGV[4])
+redis.call('expire', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+def _client_key(client: str) -> str:
+    return f"chatapp:client:{client}"
+
+
+class RedisCoordinator:
+    def __init__(
+        self, url: str, *, retention_s: float, max_stream_s: float, max_per_client: int, heartbeat_s: float
+    ) -> None:
+        # Commands answer within milliseconds; a dead server is noticed within seconds.
+        self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        # XREAD BLOCK waits up to a heartbeat for an answer.
+        self._blocking = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=heartbeat_s + 5)
+        self._url = url
+        self._stop = self._redis.register_script(_STOP_SCRIPT)
+        self._admit = self._redis.register_script(_ADMIT_SCRIPT)
+        self._max_per_client = max_per_client
+        self._mirror = LogMirror(self._redis, retention_s=retention_s, max_stream_s=max_stream_s)
+        self._running: dict[str, bytes] = {}
+        self._leases: dict[str, str] = {}  # cap member -> client key
+        self._listening: threading.Thread | None = None
+        self._renewing: threading.Thread | None = None
+        self._errors_logged: dict[str, float] = {}
+
+    # -- stop ---------------------------------------------------------------------------
+
+    def listen(self, on_stop: Callable[[str], None]) -> None:
+        if self._listening is not None:
+            return
+        subscribed = threading.Event()
+        self._listening = threading.Thread(
+            target=self._listen, args=(on_stop, subscribed), name="stop-listener", daemon=True
+        )
+        self._listening.start()
+        # A stop published before this process subscribed would be lost: wait briefly for it.
+        subscribed.wait(2)
+
+    def _listen(self, on_stop: Callable[[str], None], subscribed: threading.Event) -> None:
+        backoff = 0.5
+        while True:
+            # No socket timeout: it waits for the next message; a server that went away is an error.
+            client = redis.Redis.from_url(self._url, socket_connect_timeout=2, health_check_interval=30)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(STOP_CHANNEL)
+                subscribed.set()
+                backoff = 0.5
+                for message in pubsub.listen():
+                    if message["type"] == "message":
+                        on_stop(message["data"].decode())
+            except RedisError as exc:
+                self._failed("listen for stops", exc)
+            finally:
+                pubsub.close()
+                client.close()
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5)
+
+    def stop_elsewhere(self, stream_id: str) -> bool:
+        try:
+            return bool(self._stop(keys=[running_key(stream_id)], args=[STOP_CHANNEL, stream_id]))
+        except RedisError as exc:
+            self._failed("stop", exc)
+            raise SharedStateUnavailable from exc
+
+    # -- what runs where ---------------------------------------------------------------
+
+    def running(self, stream_id: str, resumable: bool) -> None:
+        value = b"r" if resumable else b"s"
+        self._running[stream_id] = value
+        self._start_renewing()
+        try:
+            self._redis.set(running_key(stream_id), value, ex=LEASE_S)
+        except RedisError as exc:
+            self._failed("register a stream", exc)
+
+    def finished(self, stream_id: str) -> None:
+        self._running.pop(stream_id, None)
+        try:
+            self._redis.delete(running_key(stream_id))
+        except RedisError as exc:
+            self._failed("unregister a stream", exc)
+
+    def admit(self, client: str) -> Release:
+        if not self._max_per_client:
+            return _nothing
+        member = secrets.token_hex(8)
+        key = _client_key(client)
+        now = time.time()
+        try:
+            admitted = self._admit(
+                keys=[key], args=[now, now + LEASE_S, self._max_per_client, member, LEASE_S * 2]
+            )
+        except RedisError as exc:
+            self._failed("count a client's streams", exc)
+            return _nothing  # this process's own count still applies
+        if not admitted:
+            raise ClientBusy
+        self._leases[member] = key
+        self._start_renewing()
+
+        def release() -> None:
+            if self._leases.pop(member, None) is None:
+                return
+            try:
+                self._redis.zrem(key, member)
+            except RedisError as exc:
+                self._failed("release a client's stream", exc)  # its lease runs out instead
+
+        return release
+
+    def _start_renewing(self) -> None:
+        if self._renewing is None:
+            self._renewing = threading.Thread(target=self._renew, name="lease-renewer", daemon=True)
+            self._renewing.start()
+
+    def _renew(self) -> None:
+        """Keep the leases of what this process runs alive, so only a dead process's expire."""
+        while True:
+            time.sleep(RENEW_EVERY_S)
+            pipe = self._redis.pipeline(transaction=False)
+            for stream_id, value in list(self._running.items()):
+                pipe.set(running_key(stream_id), value, ex=LEASE_S)
+            expires = time.time() + LEASE_S
+            for member, key in list(self._leases.items()):
+                pipe.zadd(key, {member: expires}, xx=True)
+                pipe.expire(key, LEASE_S * 2)
+            try:
+                pipe.execute()
+            except RedisError as exc:
+                self._failed("renew leases", exc)
+
+    # -- resumable answers --------------------------------------------------------------
+
+    def mirror(self, answer_log: AnswerLog) -> None:
+        self._mirror.add(answer_log)
+
+    def changed(self, answer_log: AnswerLog) -> None:
+        self._mirror.changed(answer_log)
+
+    def follow(self, stream_id: str, position: int, heartbeat_s: float) -> RedisFollow | None:
+        try:
+            return RedisFollow.open(self._redis, self._blocking, stream_id, position, heartbeat_s)
+        except RedisError as exc:
+            self._failed("follow an answer", exc)
+            raise SharedStateUnavailable from exc
+
+    def read_elsewhere(self, stream_id: str) -> bool:
+        try:
+            return bool(self._redis.exists(reading_key(stream_id)))
+        except RedisError as exc:
+            self._failed("look for readers", exc)
+            return True  # in doubt, keep the answer going
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._errors_logged.get(what, 0.0) > 10:
+            self._errors_logged[what] = now
+            log.error("Redis: could not %s: %s", what, exc)
+
+
+def _nothing() -> None:
+    pass

@@ -1,0 +1,212 @@
+"""Resumable answers' logs in Redis Streams: mirrored by the process that generates them, followed
+by readers in any other process (XREAD BLOCK).
+
+One entry per flush, not per token: the writer gathers what every answer of this process
+appended during `FLUSH_S` and sends it in one pipeline. Entry ids are `<last sequence>-0`
+(`<last>-1` for an end with no new frames), so a reader's position maps straight onto an id and
+XREAD from `<position>-0` returns exactly what comes after it. Each entry holds `f` (its first
+sequence), `d` (the frames) and `e` (1 when it ends the answer). The key is trimmed
+(MAXLEN ~) and expires `retention_s` after the answer ends.
+
+When a flush fails (Redis went away) the answers it held are sent again whole once Redis is
+back, since Redis may have come back empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+from redis.exceptions import RedisError
+
+from ..answer_log import KEEP_ALIVE, AnswerLog, data_after, frames_after
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+log = logging.getLogger(__name__)
+
+# How long the writer gathers appends before it sends them: the lag of a reader in another process.
+FLUSH_S = 0.02
+# Entries kept per answer (one per flush): far more than an answer of CHATAPP_MAX_STREAM_S writes.
+MAX_ENTRIES = 100_000
+
+
+def log_key(stream_id: str) -> str:
+    return f"chatapp:log:{stream_id}"
+
+
+def running_key(stream_id: str) -> str:
+    return f"chatapp:running:{stream_id}"
+
+
+def reading_key(stream_id: str) -> str:
+    return f"chatapp:reading:{stream_id}"
+
+
+class LogMirror:
+    """Sends the growth of this process's resumable answers to Redis, in one pipeline per flush."""
+
+    def __init__(self, redis: Redis, *, retention_s: float, max_stream_s: float) -> None:
+        self._redis = redis
+        self._retention_ms = int(retention_s * 1000)
+        self._live_ms = int((max_stream_s + retention_s) * 1000)
+        self._logs: dict[str, AnswerLog] = {}
+        self._sent: dict[str, int] = {}  # the last sequence Redis holds, per answer
+        self._dirty: set[str] = set()
+        self._resend: set[str] = set()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_error_logged = 0.0
+
+    def add(self, answer_log: AnswerLog) -> None:
+        self._logs[answer_log.stream_id] = answer_log
+        self._sent[answer_log.stream_id] = 0
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="log-mirror", daemon=True)
+            self._thread.start()
+
+    def changed(self, answer_log: AnswerLog) -> None:
+        self._dirty.add(answer_log.stream_id)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(FLUSH_S)  # gather what the other answers append meanwhile
+            self._wake.clear()
+            try:
+                self.flush()
+            except RedisError as exc:
+                self._failed(exc)
+                time.sleep(0.5)
+                self._wake.set()  # try again: the next flush resends them whole
+
+    def flush(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        pipe = self._redis.pipeline(transaction=False)
+        sent: list[tuple[str, int, bool]] = []
+        for stream_id in dirty:
+            answer_log = self._logs.get(stream_id)
+            if answer_log is None:
+                continue
+            ended = answer_log.ended  # read first: every chunk is in before the end is marked
+            resend = stream_id in self._resend
+            position = 0 if resend else self._sent[stream_id]
+            key = log_key(stream_id)
+            if resend:
+                pipe.delete(key)
+            chunks = answer_log.chunks[answer_log.first_index_after(position) :]
+            if chunks:
+                entry: dict[str | bytes, bytes | int] = {
+                    "f": max(chunks[0].first, position + 1),
+                    "d": data_after(chunks, position),
+                    "e": int(ended),
+                }
+                pipe.xadd(key, entry, id=f"{chunks[-1].last}-0", maxlen=MAX_ENTRIES, approximate=True)  # type: ignore[arg-type]
+            elif ended:
+                pipe.xadd(key, {"f": position + 1, "d": b"", "e": 1}, id=f"{position}-1")
+            pipe.pexpire(key, self._retention_ms if ended else self._live_ms)
+            sent.append((stream_id, chunks[-1].last if chunks else position, ended))
+        try:
+            pipe.execute()
+        except RedisError:
+            self._dirty |= dirty
+            self._resend |= set(self._logs)
+            raise
+        for stream_id, last, ended in sent:
+            self._resend.discard(stream_id)
+            self._sent[stream_id] = last
+            if ended:
+                del self._logs[stream_id], self._sent[stream_id]
+
+    def _failed(self, exc: RedisError) -> None:
+        now = time.monotonic()
+        if now - self._last_error_logged > 10:
+            self._last_error_logged = now
+            log.error("could not share answer logs through Redis (readers elsewhere wait): %s", exc)
+
+
+class RedisFollow:
+    """A reader of an answer that another process generates: what Redis holds after a position,
+    then each new entry as XREAD BLOCK returns it, until the entry that ends the answer."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        blocking: Redis,
+        stream_id: str,
+        entries: list[tuple[bytes, dict[bytes, bytes]]],
+        position: int,
+        heartbeat_s: float,
+    ) -> None:
+        self._redis = redis
+        self._blocking = blocking
+        self.stream_id = stream_id
+        self._first = entries
+        self._position = position
+        self._last_id = f"{position}-0"
+        self._heartbeat_s = heartbeat_s
+
+    @classmethod
+    def open(
+        cls, redis: Redis, blocking: Redis, stream_id: str, position: int, heartbeat_s: float
+    ) -> RedisFollow | None:
+        """None when Redis has no such answer, or no longer holds the events right after `position`."""
+        pipe = redis.pipeline(transaction=False)
+        pipe.xrange(log_key(stream_id), min=f"({position}-0", max="+")
+        pipe.get(running_key(stream_id))
+        entries, running = pipe.execute()
+        if not entries:
+            return cls(redis, blocking, stream_id, [], position, heartbeat_s) if running == b"r" else None
+        if int(entries[0][1][b"f"]) > position + 1:
+            return None  # trimmed, or lost with a Redis restart: the stored message is the truth
+        return cls(redis, blocking, stream_id, entries, position, heartbeat_s)
+
+    def frames(self) -> Iterator[bytes]:
+        key = log_key(self.stream_id)
+        entries = self._first
+        self._first = []
+        reading_due = 0.0
+        try:
+            while True:
+                if entries:
+                    data, ended = self._take(entries)
+                    if data:
+                        yield data
+                    if ended:
+                        return
+                now = time.monotonic()
+                if now >= reading_due:
+                    self._redis.set(reading_key(self.stream_id), 1, ex=max(int(self._heartbeat_s * 3), 1))
+                    reading_due = now + self._heartbeat_s
+                entries = self._read(key, self._heartbeat_s)
+                if not entries:
+                    if not self._redis.exists(running_key(self.stream_id)):
+                        # Ended just now (its last entry may be one flush behind), or its process died.
+                        entries = self._read(key, FLUSH_S * 10)
+                        if not entries:
+                            return
+                        continue
+                    yield KEEP_ALIVE
+        except RedisError as exc:
+            # The reader's connection ends; the page reattaches (through this or another process).
+            log.error("stream %s: lost Redis while following it: %s", self.stream_id, exc)
+
+    def _read(self, key: str, wait_s: float) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        found: Any = self._blocking.xread({key: self._last_id}, block=max(int(wait_s * 1000), 1))
+        return cast("list[tuple[bytes, dict[bytes, bytes]]]", found[0][1]) if found else []
+
+    def _take(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[bytes, bool]:
+        out: list[bytes] = []
+        ended = False
+        for entry_id, fields in entries:
+            self._last_id = entry_id.decode()
+            first, data = int(fields[b"f"]), fields[b"d"]
+            out.append(data if first > self._position else frames_after(data, self._position))
+            self._position = max(self._position, int(self._last_id.split("-", 1)[0]))
+            ended = ended or fields[b"e"] == b"1"
+        return b"".join(out), ended
