@@ -47,6 +47,10 @@ def _chat_page(conversation: dict[str, Any] | None) -> str:
         "modelsUrl": url_for("conversations.list_models"),
         "newChatUrl": url_for("pages.chat_page"),
         "conversationPageUrl": _conversation_url_prefix(),
+        # Where the page reattaches to an answer (`<streamsUrl>/<stream_id>`).
+        "streamsUrl": url_for("reattach.follow", stream_id="_").removesuffix("/_"),
+        # No bytes for two of these intervals: the page takes the connection for dead and reattaches.
+        "heartbeatS": state.settings.heartbeat_s,
         "conversation": settings or None,
         # The composer counts characters as this limit nears, and says so before sending past it.
         "maxMessageChars": state.settings.max_message_chars,

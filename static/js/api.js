@@ -20,8 +20,9 @@ import { RequestError, requestError } from "./chat-stream.js";
  *   error: { code: string, message: string } | null,
  *   model: string | null,
  *   usage: StoredUsage | null,
+ *   stream_id?: string | null,
  *   alternatives: string[],
- * }} StoredMessage the fields of a message the page uses
+ * }} StoredMessage the fields of a message the page uses (`stream_id`: the stream writing it, while `streaming`)
  * @typedef {{ id: string, title: string, created_at: string, updated_at: string }} ConversationSummary
  * @typedef {{
  *   system_prompt: string | null,

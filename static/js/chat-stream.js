@@ -1,10 +1,10 @@
 // @ts-check
 /**
- * One streamed answer: POST to any of the three streaming endpoints of docs/api.md
- * (`/api/chat`, a conversation's `/messages`, an answer's `/regenerate`) with fetch, read
- * the body with a stream reader, decode it with one TextDecoder in stream mode (a
- * character split between two reads is decoded whole), and turn the SSE events into
- * handler calls. No DOM here; the page's modules own it.
+ * One connection of a streamed answer (docs/api.md): the body of a streaming endpoint read
+ * with a stream reader, decoded with one TextDecoder in stream mode (a character split
+ * between two reads is decoded whole), parsed as SSE, and each event's JSON handed to its
+ * handler. answer-stream.js opens the connections and follows an answer across them; no DOM
+ * here, the page's modules own it.
  */
 import { createParser } from "./sse.js";
 
@@ -57,70 +57,74 @@ export class RequestError extends Error {
 }
 
 /**
- * Stream one answer. Resolves "done" when the `done` event arrived, "interrupted" when
- * the body ended without it (the connection dropped). Rejects with RequestError for a
- * non-200 answer, with an AbortError when `signal` aborts, and with a TypeError for a
- * network failure.
+ * Read one response body of `text/event-stream` to its end, calling `onEvent` for each event
+ * and `onBytes` after each read (a heartbeat comment counts: the connection is alive).
+ * Rejects when the read fails: the connection broke, or its fetch was aborted.
  *
- * @param {string} url
- * @param {ChatBody | MessageBody | {}} body
- * @param {AbortSignal} signal
- * @param {StreamHandlers} handlers
- * @returns {Promise<"done" | "interrupted">}
+ * @param {ReadableStream<Uint8Array>} body
+ * @param {(event: import("./sse.js").ServerSentEvent) => void} onEvent
+ * @param {() => void} [onBytes]
  */
-export async function streamAnswer(url, body, signal, handlers) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-    body: JSON.stringify(body),
-    signal,
-  });
-  if (!response.ok || !response.body) throw await requestError(response);
-
-  let sawDone = false;
-  const parser = createParser({
-    onEvent(event) {
-      /** @type {unknown} */
-      let data;
-      try {
-        data = JSON.parse(event.data);
-      } catch {
-        return; // not ours: every chatapp event carries one line of JSON
-      }
-      // The payloads are the server's contract (docs/api.md), trusted here, not re-validated.
-      switch (event.event) {
-        case "start":
-          return handlers.onStart(/** @type {StartData} */ (data));
-        case "reasoning":
-          return handlers.onReasoning(/** @type {TextData} */ (data).text);
-        case "token":
-          return handlers.onToken(/** @type {TextData} */ (data).text);
-        case "usage":
-          return handlers.onUsage(/** @type {UsageData} */ (data));
-        case "error":
-          return handlers.onError(/** @type {ErrorData} */ (data));
-        case "done":
-          sawDone = true;
-          return handlers.onDone(/** @type {DoneData} */ (data).finish_reason);
-        default:
-        // Unknown events are ignored, so the server can add new ones.
-      }
-    },
-  });
-
-  const reader = response.body.getReader();
+export async function readEvents(body, onEvent, onBytes = () => {}) {
+  // A new parser and decoder per connection: an event cut off by a drop is never dispatched.
+  const parser = createParser({ onEvent });
+  const reader = body.getReader();
   const decoder = new TextDecoder();
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
+      onBytes();
       parser.feed(decoder.decode(value, { stream: true }));
     }
     parser.feed(decoder.decode()); // flush a character cut off at the very end
   } finally {
     reader.releaseLock();
   }
-  return sawDone ? "done" : "interrupted";
+}
+
+/**
+ * Hand one of chatapp's events to its handler; unknown events, and data that is not JSON,
+ * are ignored (the server may add events).
+ *
+ * @param {import("./sse.js").ServerSentEvent} event
+ * @param {StreamHandlers} handlers
+ */
+export function handleEvent(event, handlers) {
+  /** @type {unknown} */
+  let data;
+  try {
+    data = JSON.parse(event.data);
+  } catch {
+    return; // not ours: every chatapp event carries one line of JSON
+  }
+  // The payloads are the server's contract (docs/api.md), trusted here, not re-validated.
+  switch (event.event) {
+    case "start":
+      return handlers.onStart(/** @type {StartData} */ (data));
+    case "reasoning":
+      return handlers.onReasoning(/** @type {TextData} */ (data).text);
+    case "token":
+      return handlers.onToken(/** @type {TextData} */ (data).text);
+    case "usage":
+      return handlers.onUsage(/** @type {UsageData} */ (data));
+    case "error":
+      return handlers.onError(/** @type {ErrorData} */ (data));
+    case "done":
+      return handlers.onDone(/** @type {DoneData} */ (data).finish_reason);
+    default:
+    // Unknown events are ignored, so the server can add new ones.
+  }
+}
+
+/**
+ * An event's sequence number: its id is `<stream_id>:<sequence>`; null for an id of another shape.
+ * @param {string} id
+ * @returns {number | null}
+ */
+export function sequenceOf(id) {
+  const match = /(?:^|:)(\d+)$/.exec(id);
+  return match ? Number(match[1]) : null;
 }
 
 /**

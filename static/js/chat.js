@@ -5,8 +5,10 @@
  * address becomes its own (`/c/<id>`). Each answer streams from one of the conversation
  * endpoints of docs/api.md: a message sent, an answer regenerated (or retried), a message
  * edited and sent again; the server keeps the earlier versions, and the page only shows
- * the branch on display. An answer that ended early (stopped, cut off) is shown as the
- * server stored it, which is what the model is told next time.
+ * the branch on display. The server writes each answer to its end whatever happens to the
+ * page's connection: a lost connection reattaches, a page loaded mid-answer (a reload, another
+ * tab) follows it to its end, and only Stop stops it. An answer that ended early (stopped, cut
+ * off) is shown as the server stored it, which is what the model is told next time.
  *
  * Answers are Markdown, rendered by markdown.js (sanitised, at most once per animation frame
  * while they stream); your own messages are shown as the plain text you typed.
@@ -17,7 +19,7 @@ import { Composer } from "./composer.js";
 import { ConversationView } from "./conversation-view.js";
 import { editInPlace } from "./editor.js";
 import { installCopyButtons, renderMarkdown, StreamingMarkdown } from "./markdown.js";
-import { ProblemLine } from "./problems.js";
+import { describeProblem, ProblemLine } from "./problems.js";
 import { ConversationSettings } from "./settings.js";
 import { installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
@@ -32,9 +34,11 @@ import { Sidebar } from "./sidebar.js";
  *   modelsUrl: string,
  *   newChatUrl: string,
  *   conversationPageUrl: string,
+ *   streamsUrl: string,
+ *   heartbeatS: number,
  *   conversation: StoredSettings | null,
  *   maxMessageChars: number,
- * }} PageConfig what the server renders into #chatapp-config
+ * }} PageConfig what the server renders into #chatapp-config (`heartbeatS`: CHATAPP_HEARTBEAT_S)
  */
 
 document.documentElement.classList.add("js");
@@ -94,9 +98,15 @@ const settings = new ConversationSettings({
   announce,
 });
 
+/** The problem shown is that Stop failed: it goes when the answer ends. */
+let stopFailed = false;
 const answers = new Answers({
   api,
   chatUrl: config.chatUrl,
+  streamsUrl: config.streamsUrl,
+  // No bytes, not even a heartbeat, for two of the server's heartbeat intervals: the connection is dead.
+  stallMs: 2 * (config.heartbeatS || 15) * 1000,
+  network: window,
   currentId: () => conversationId,
   onBusy(busy) {
     composer.setBusy(busy);
@@ -104,10 +114,18 @@ const answers = new Answers({
     if (busy) {
       showProblem(null);
       view.followFromHere();
+    } else if (stopFailed) {
+      showProblem(null);
     }
   },
   onAnswered: showInSidebar,
-  onStoppedUnseen: showAsStored,
+  onUnseen: showAsStored,
+  onStopFailed(error) {
+    const { text, waitS } = describeProblem(error);
+    // Retry stops again; so do the Stop button and Esc, since the answer goes on.
+    problem.say(`Could not stop the answer. ${text}`, () => answers.stop(), waitS);
+    stopFailed = true;
+  },
   announce,
 });
 
@@ -130,6 +148,7 @@ function announce(message) {
  */
 function showProblem(error, again = null) {
   tooLong = false;
+  stopFailed = false;
   if (error === null) problem.clear();
   else problem.show(error, again);
 }
@@ -233,8 +252,8 @@ function resend(old, text) {
   });
 }
 
-/** Show the conversation's branch as the server stored it (after a stop that came before the
- * stream said what it stored), and follow the answers still being written. */
+/** Show the conversation's branch as the server stored it (after a connection that ended before
+ * the stream said what it stored), and follow the answers still being written. */
 async function showAsStored() {
   const id = conversationId;
   if (!id) return;
@@ -242,10 +261,15 @@ async function showAsStored() {
     const stored = await api.get(id);
     view.render(stored.messages);
     sidebar.upsert(stored);
-    for (const m of view.messages()) if (m.state === "streaming") answers.watch(m, { progressive: true });
+    followStreaming();
   } catch {
     // What was shown stays; the next page load shows what was stored.
   }
+}
+
+/** Follow the answers shown that the server is still writing: each completes in place. */
+function followStreaming() {
+  for (const m of view.messages()) if (m.state === "streaming") answers.follow(m);
 }
 
 /** @param {string} id the conversation just answered: the newest, at the top of the sidebar */
@@ -279,7 +303,7 @@ async function showVersion(message, step) {
     const same = `.versions [data-action="${step < 0 ? "previous" : "next"}"]:not([disabled])`;
     const button = shown?.root.querySelector(same) ?? shown?.root.querySelector(".versions button:not([disabled])");
     if (button instanceof HTMLElement) button.focus();
-    for (const m of view.messages()) if (m.state === "streaming") answers.watch(m, { progressive: true });
+    followStreaming();
   } catch (error) {
     showProblem(error);
   }
@@ -347,8 +371,11 @@ composer.field.addEventListener("keydown", (event) => {
   view.page(event.key === "PageUp" ? -1 : 1);
 });
 
-// Leaving the page ends its answer, as closing the connection would, with the stop request too.
-window.addEventListener("pagehide", () => answers.stop());
+// Leaving the page does not stop its answer: the server finishes and stores it, and the page
+// reattaches when it is shown again (a reload, or the back button bringing it from the cache).
+let detached = false;
+window.addEventListener("pagehide", () => (detached = answers.detach() || detached));
+window.addEventListener("pageshow", (event) => event.persisted && detached && location.reload());
 
 view.log.addEventListener("click", (event) => {
   const target = event.target instanceof Element ? event.target : null;
@@ -370,7 +397,7 @@ view.log.addEventListener("click", (event) => {
 });
 
 installCopyButtons(view.log);
-for (const message of view.messages()) if (message.state === "streaming") answers.watch(message, { progressive: true });
+followStreaming();
 settings.loadModels();
 view.keepFollowing();
 // On a touch screen focus would open the keyboard over half of the conversation: wait for a tap.

@@ -117,6 +117,11 @@ export class MessageView {
     return this.root.dataset.state ?? "";
   }
 
+  /** The id of the stream writing it (an answer being written); "" when none is known. */
+  get streamId() {
+    return this.root.dataset.streamId ?? "";
+  }
+
   /** All of its text as the server has it, painted or not (an answer's inline reasoning included). */
   get content() {
     return this.answer ? this.answer.source : (this.text.textContent ?? "");
@@ -177,6 +182,30 @@ export class MessageView {
     this.root.setAttribute("aria-busy", String(state === "streaming"));
     if (state === "streaming") this.answer?.placeCursor();
     else this.answer?.removeCursor();
+    if (state !== "streaming") this.root.removeAttribute("data-reconnecting");
+  }
+
+  /**
+   * The answer's connection was lost and the page is getting it back (or it is back): said
+   * on its status line, which the answer's end replaces.
+   * @param {boolean} reconnecting
+   */
+  setReconnecting(reconnecting) {
+    this.root.toggleAttribute("data-reconnecting", reconnecting);
+    this.setMeta(reconnecting ? "Reconnecting…" : "");
+  }
+
+  /** The answer is replayed from its start: what was shown of it goes (a reload's partial text). */
+  restart() {
+    if (!this.answer) return;
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    for (const notice of this.bubble.querySelectorAll(".notice.error")) notice.remove();
+    if (this.answer.source || this.answer.reasoning) this.answer.show("", "");
+    this.text.hidden = false;
+    this.bubble.hidden = false;
+    this.setMeta(""); // the server's "Still being written…": it is, before the reader's eyes
+    this.answer.placeCursor();
   }
 
   /** @param {string} text */
@@ -235,7 +264,7 @@ export class MessageView {
   }
 
   /**
-   * Show the stored message as it is now (a poll's answer, a reconciled stop).
+   * Show the stored message as it is now (a read-back's answer, a reconciled stop).
    * @param {StoredMessage} m
    */
   fill(m) {
@@ -243,6 +272,8 @@ export class MessageView {
     this.frame = 0;
     this.setIds(m.id, m.parent_id, m.alternatives);
     if (m.model) this.setModel(m.model);
+    if (m.status === "streaming" && m.stream_id) this.root.dataset.streamId = m.stream_id;
+    else delete this.root.dataset.streamId;
     if (this.answer) this.answer.show(m.content, m.reasoning ?? "");
     else this.setText(m.content);
     for (const notice of this.bubble.querySelectorAll(".notice.error")) notice.remove();

@@ -13,7 +13,14 @@ import { RequestError } from "./chat-stream.js";
  */
 
 /** Refusals that the same request, sent again later, may get past. */
-const PASSING = new Set(["rate_limited", "too_many_streams", "server_busy", "shutting_down", "internal_error"]);
+const PASSING = new Set([
+  "rate_limited",
+  "too_many_streams",
+  "server_busy",
+  "shutting_down",
+  "internal_error",
+  "shared_state_unavailable",
+]);
 
 /** @type {Record<string, string>} */
 const PLAIN = {
@@ -22,6 +29,7 @@ const PLAIN = {
   server_busy: "The server is busy right now.",
   shutting_down: "The server is restarting.",
   internal_error: "Something went wrong on the server.",
+  shared_state_unavailable: "The server cannot reach the machine that writes this answer right now.",
   conversation_too_long: "This conversation is too long to send more to the model. Start a new chat to go on.",
   message_too_long: "This message is too long to send. Shorten it, then send it again.",
   unauthorized: "You are signed out. Reload the page to sign in again.",

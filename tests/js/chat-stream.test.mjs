@@ -1,10 +1,10 @@
-// The fetch + reader of the three streaming endpoints, and the conversation API's calls,
-// against a stubbed fetch. Run: node --test tests/js/
+// One connection's reading and events, and the conversation API's calls against a stubbed
+// fetch. Run: node --test tests/js/
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 
 import { ConversationsApi } from "../../static/js/api.js";
-import { RequestError, streamAnswer } from "../../static/js/chat-stream.js";
+import { handleEvent, readEvents, RequestError, requestError, sequenceOf } from "../../static/js/chat-stream.js";
 import { storedLabel } from "../../static/js/message-view.js";
 
 const realFetch = globalThis.fetch;
@@ -22,16 +22,15 @@ function stubFetch(respond) {
   return calls;
 }
 
-/** A streaming 200 whose body arrives in these pieces of bytes. */
-function sse(pieces) {
+/** A body that arrives in these pieces (text or bytes). */
+function body(pieces) {
   const encoder = new TextEncoder();
-  const body = new ReadableStream({
+  return new ReadableStream({
     start(controller) {
       for (const piece of pieces) controller.enqueue(typeof piece === "string" ? encoder.encode(piece) : piece);
       controller.close();
     },
   });
-  return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
 }
 
 function recorder() {
@@ -51,61 +50,82 @@ const START = {
   message_id: "a1",
 };
 
-describe("streamAnswer", () => {
-  it("passes a conversation endpoint's start fields through and resolves done after `done`", async () => {
-    const calls = stubFetch(() =>
-      sse([
-        ": keep-alive\n\n",
-        `id: s1:1\nevent: start\ndata: ${JSON.stringify(START)}\n\n`,
-        'id: s1:2\nevent: token\ndata: {"text":"caf',
-        'é"}\n\nid: s1:3\nevent: done\ndata: {"finish_reason":"stop"}\n\n',
-      ]),
+describe("readEvents", () => {
+  it("hands over each event and counts every read as a sign of life, a heartbeat included", async () => {
+    const events = [];
+    let reads = 0;
+    await readEvents(
+      body([": keep-alive\n\n", 'id: s1:1\nevent: token\ndata: {"text":"a"}\n', "\n"]),
+      (event) => events.push(event),
+      () => reads++,
     );
-    const { seen, handlers } = recorder();
-    const url = "/api/conversations/c1/messages";
-    const outcome = await streamAnswer(url, { content: "hi" }, new AbortController().signal, handlers);
-    assert.equal(outcome, "done");
-    assert.deepEqual(seen, [
-      ["onStart", START],
-      ["onToken", "café"],
-      ["onDone", "stop"],
-    ]);
-    assert.equal(calls[0].method, "POST");
-    assert.equal(calls[0].body, '{"content":"hi"}');
-    assert.equal(calls[0].headers["Content-Type"], "application/json");
+    assert.deepEqual(events, [{ event: "token", data: '{"text":"a"}', id: "s1:1" }]);
+    assert.equal(reads, 3);
   });
 
   it("decodes a character split between two reads whole", async () => {
     const bytes = new TextEncoder().encode('event: token\ndata: {"text":"🚀"}\n\n');
     const cut = bytes.indexOf(0xf0) + 2;
-    stubFetch(() => sse([bytes.slice(0, cut), bytes.slice(cut)]));
+    const events = [];
+    await readEvents(body([bytes.slice(0, cut), bytes.slice(cut)]), (event) => events.push(event));
+    assert.equal(JSON.parse(events[0].data).text, "🚀");
+  });
+
+  it("never dispatches an event that the end of the body cut off", async () => {
+    const events = [];
+    await readEvents(body(['event: token\ndata: {"text":"cut"}\n']), (event) => events.push(event));
+    assert.deepEqual(events, []);
+  });
+});
+
+describe("handleEvent", () => {
+  it("passes each event's JSON to its handler and ignores unknown events and non-JSON data", () => {
     const { seen, handlers } = recorder();
-    await streamAnswer("/x", {}, new AbortController().signal, handlers);
-    assert.deepEqual(seen, [["onToken", "🚀"]]);
+    for (const [event, data] of [
+      ["start", JSON.stringify(START)],
+      ["token", '{"text":"x"}'],
+      ["surprise", "{}"],
+      ["token", "not json"],
+      ["done", '{"finish_reason":"stop"}'],
+    ]) {
+      handleEvent({ event, data, id: "" }, handlers);
+    }
+    assert.deepEqual(seen, [
+      ["onStart", START],
+      ["onToken", "x"],
+      ["onDone", "stop"],
+    ]);
+  });
+});
+
+describe("sequenceOf", () => {
+  const cases = [
+    ["q3Zb2f0n8E6Hn1hVQ7bA2w:12", 12],
+    ["a:b-c_d:3", 3],
+    ["7", 7],
+    ["s1:", null],
+    ["s1:x", null],
+    ["", null],
+  ];
+  for (const [id, sequence] of cases) {
+    it(`${JSON.stringify(id)} -> ${sequence}`, () => assert.equal(sequenceOf(id), sequence));
+  }
+});
+
+describe("requestError", () => {
+  it("carries the server's error code and message, and Retry-After in seconds", async () => {
+    const response = Response.json(
+      { error: { code: "conversation_not_found", message: "No such." } },
+      { status: 404, headers: { "Retry-After": "3" } },
+    );
+    const error = await requestError(response);
+    assert.ok(error instanceof RequestError);
+    assert.deepEqual([error.status, error.code, error.message, error.retryAfterS], [404, "conversation_not_found", "No such.", 3]);
   });
 
-  it("resolves interrupted when the body ends without `done`", async () => {
-    stubFetch(() => sse(['event: token\ndata: {"text":"partial"}\n\n']));
-    const { handlers } = recorder();
-    assert.equal(await streamAnswer("/x", {}, new AbortController().signal, handlers), "interrupted");
-  });
-
-  it("rejects with the server's error code and message when it refuses to stream", async () => {
-    stubFetch(() => Response.json({ error: { code: "conversation_not_found", message: "No such." } }, { status: 404 }));
-    const { handlers } = recorder();
-    await assert.rejects(streamAnswer("/x", {}, new AbortController().signal, handlers), (error) => {
-      assert.ok(error instanceof RequestError);
-      assert.equal(error.status, 404);
-      assert.equal(error.code, "conversation_not_found");
-      assert.equal(error.message, "No such.");
-      return true;
-    });
-  });
-
-  it("rejects with http_error when the refusal has no JSON body", async () => {
-    stubFetch(() => new Response("<html>bad gateway</html>", { status: 502 }));
-    const { handlers } = recorder();
-    await assert.rejects(streamAnswer("/x", {}, new AbortController().signal, handlers), { code: "http_error" });
+  it("is http_error when the refusal has no JSON body", async () => {
+    const error = await requestError(new Response("<html>bad gateway</html>", { status: 502 }));
+    assert.equal(error.code, "http_error");
   });
 });
 

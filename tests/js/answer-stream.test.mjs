@@ -1,0 +1,276 @@
+// An answer followed across connections (static/js/answer-stream.js) against a scripted fetch:
+// drops, stalls, going offline, refusals, and the reattach's position. Run: node --test tests/js/
+import assert from "node:assert/strict";
+import { afterEach, describe, it } from "node:test";
+
+import { AnswerStream, retryDelayMs } from "../../static/js/answer-stream.js";
+import { RequestError } from "../../static/js/chat-stream.js";
+
+const realFetch = globalThis.fetch;
+afterEach(() => {
+  globalThis.fetch = realFetch;
+});
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Answer each fetch with the next of `answers`, each `(signal) => Response`; the calls are recorded
+ * with when they came (ms since this was called).
+ */
+function serve(answers) {
+  const calls = [];
+  const began = Date.now();
+  globalThis.fetch = async (url, init = {}) => {
+    calls.push({ url, method: init.method ?? "GET", headers: init.headers ?? {}, body: init.body, at: Date.now() - began });
+    const answer = answers.shift();
+    if (!answer) throw new Error(`unexpected fetch of ${url}`);
+    return answer(init.signal);
+  };
+  return calls;
+}
+
+/**
+ * A 200 `text/event-stream` answer whose body follows these steps: text is sent; a number waits that
+ * many ms; "drop" breaks the connection; "hang" sends nothing more until the fetch is aborted.
+ * The body ends after the last step. Aborting the fetch errors the body, as a browser's does.
+ */
+function stream(steps) {
+  return (signal) => {
+    const encoder = new TextEncoder();
+    const aborted = new Promise((resolve) => signal?.addEventListener("abort", resolve, { once: true }));
+    const body = new ReadableStream({
+      async start(controller) {
+        signal?.addEventListener("abort", () => controller.error(new DOMException("aborted", "AbortError")), {
+          once: true,
+        });
+        for (const step of steps) {
+          if (signal?.aborted) return;
+          if (typeof step === "number") await Promise.race([sleep(step), aborted]);
+          // Erroring a stream discards what is queued: the reader gets what was sent first.
+          else if (step === "drop") return void (await sleep(10), controller.error(new TypeError("network error")));
+          else if (step === "hang") return void (await aborted);
+          else controller.enqueue(encoder.encode(step));
+        }
+        if (!signal?.aborted) controller.close();
+      },
+    });
+    return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
+  };
+}
+
+/** @param {number} status */
+function refuse(status, code) {
+  return () => Response.json({ error: { code, message: `${code}.` } }, { status });
+}
+
+function failToConnect() {
+  return () => Promise.reject(new TypeError("Failed to fetch"));
+}
+
+const START = { stream_id: "s1", model: "m", conversation_id: "c1", user_message_id: "u1", message_id: "a1" };
+
+/** The frame of event `sequence` of stream s1. */
+function event(sequence, name, data) {
+  return `id: s1:${sequence}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+const start = () => event(1, "start", START);
+const token = (sequence, text) => event(sequence, "token", { text });
+const done = (sequence, reason = "stop") => event(sequence, "done", { finish_reason: reason });
+
+/** Handlers that record what they are given; `text` joins the tokens. */
+function recorder() {
+  const seen = [];
+  const handlers = {};
+  for (const name of ["onStart", "onReasoning", "onToken", "onUsage", "onError", "onDone", "onReconnecting", "onReconnected"]) {
+    handlers[name] = (value) => seen.push(value === undefined ? [name] : [name, value]);
+  }
+  const text = () =>
+    seen
+      .filter(([name]) => name === "onToken")
+      .map(([, value]) => value)
+      .join("");
+  return { seen, handlers, text };
+}
+
+/**
+ * @param {object} handlers
+ * @param {Partial<import("../../static/js/answer-stream.js").FollowOptions>} [options]
+ */
+function answerStream(handlers, options = {}) {
+  return new AnswerStream(handlers, {
+    streamsUrl: "/api/streams",
+    stallMs: 5_000,
+    signal: new AbortController().signal,
+    network: new EventTarget(),
+    random: () => 0, // the shortest back-off: 375 ms first
+    ...options,
+  });
+}
+
+describe("AnswerStream.post", () => {
+  it("posts the message as JSON and follows one connection to `done`", async () => {
+    const calls = serve([stream([": keep-alive\n\n", start(), token(2, "caf"), token(3, "é"), done(4)])]);
+    const { seen, handlers } = recorder();
+    const outcome = await answerStream(handlers).post("/api/conversations/c1/messages", { content: "hi" });
+    assert.equal(outcome, "done");
+    assert.deepEqual(seen, [["onStart", START], ["onToken", "caf"], ["onToken", "é"], ["onDone", "stop"]]);
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].method, "POST");
+    assert.equal(calls[0].body, '{"content":"hi"}');
+    assert.equal(calls[0].headers["Content-Type"], "application/json");
+  });
+
+  it("rejects with the server's error when it refuses to start the answer", async () => {
+    serve([refuse(404, "conversation_not_found")]);
+    await assert.rejects(answerStream(recorder().handlers).post("/x", {}), (error) => {
+      assert.ok(error instanceof RequestError);
+      assert.deepEqual([error.status, error.code, error.message], [404, "conversation_not_found", "conversation_not_found."]);
+      return true;
+    });
+  });
+
+  it("rejects with the network's error when the server was never reached", async () => {
+    serve([failToConnect()]);
+    await assert.rejects(answerStream(recorder().handlers).post("/x", {}), TypeError);
+  });
+
+  it("is unseen when the connection ended before `start` named the stream", async () => {
+    serve([stream([": keep-alive\n\n", "drop"])]);
+    assert.equal(await answerStream(recorder().handlers).post("/x", {}), "unseen");
+  });
+});
+
+describe("AnswerStream reattaches", () => {
+  it("after a dropped connection, with Last-Event-ID, and the joined text is the whole answer", async () => {
+    const calls = serve([
+      stream([start(), token(2, "one "), token(3, "two "), "drop"]),
+      stream([token(3, "two "), token(4, "three"), done(5)]), // a repeat of 3: dropped by the guard
+    ]);
+    const { seen, handlers, text } = recorder();
+    assert.equal(await answerStream(handlers).post("/x", {}), "done");
+    assert.equal(text(), "one two three");
+    assert.deepEqual(calls[1], { ...calls[1], url: "/api/streams/s1", method: "GET" });
+    assert.equal(calls[1].headers["Last-Event-ID"], "s1:3");
+    const names = seen.map(([name]) => name);
+    assert.deepEqual(names, ["onStart", "onToken", "onToken", "onReconnecting", "onReconnected", "onToken", "onDone"]);
+  });
+
+  it("after a body that ended without `done`", async () => {
+    const calls = serve([stream([start(), token(2, "a")]), stream([token(3, "b"), done(4)])]);
+    const { text, handlers } = recorder();
+    assert.equal(await answerStream(handlers).post("/x", {}), "done");
+    assert.equal(text(), "ab");
+    assert.equal(calls[1].headers["Last-Event-ID"], "s1:2");
+  });
+
+  it("after a stall: no bytes for stallMs cuts the connection", async () => {
+    const calls = serve([stream([start(), token(2, "a"), "hang"]), stream([token(3, "b"), done(4)])]);
+    const { text, handlers } = recorder();
+    const outcome = await answerStream(handlers, { stallMs: 100 }).post("/x", {});
+    assert.equal(outcome, "done");
+    assert.equal(text(), "ab");
+    // Cut after 100 ms of silence, then the first back-off (375 ms with this jitter).
+    assert.ok(calls[1].at >= 450 && calls[1].at < 1_500, `reattached after ${calls[1].at} ms`);
+  });
+
+  it("not while heartbeats come, however long the model is silent", async () => {
+    const beats = Array.from({ length: 8 }, () => [40, ": keep-alive\n\n"]).flat();
+    const calls = serve([stream([start(), ...beats, token(2, "late"), done(3)])]);
+    const { text, handlers } = recorder();
+    assert.equal(await answerStream(handlers, { stallMs: 100 }).post("/x", {}), "done");
+    assert.equal(text(), "late");
+    assert.equal(calls.length, 1);
+  });
+
+  it("at once when the browser goes offline, and again as soon as it is online", async () => {
+    const network = new EventTarget();
+    const calls = serve([
+      stream([start(), token(2, "a"), "hang"]),
+      failToConnect(),
+      stream([token(3, "b"), done(4)]),
+    ]);
+    const { text, handlers } = recorder();
+    const following = answerStream(handlers, { network, random: () => 0.99 }).post("/x", {});
+    await sleep(50);
+    network.dispatchEvent(new Event("offline"));
+    // The first try fails (still offline); the next would be ~1.2 s later, but the network is back.
+    await sleep(700);
+    network.dispatchEvent(new Event("online"));
+    assert.equal(await following, "done");
+    assert.equal(text(), "ab");
+    assert.equal(calls.length, 3);
+    assert.ok(calls[2].at < 1_000, `the reattach waited for its back-off: ${calls[2].at} ms`);
+  });
+
+  it("through refusals that can pass (503) and failed connections, with back-off", async () => {
+    const calls = serve([
+      stream([start(), "drop"]),
+      refuse(503, "shared_state_unavailable"),
+      failToConnect(),
+      stream([token(2, "x"), done(3)]),
+    ]);
+    const { seen, handlers } = recorder();
+    assert.equal(await answerStream(handlers).post("/x", {}), "done");
+    assert.equal(seen.filter(([name]) => name === "onReconnecting").length, 1);
+    assert.equal(seen.filter(([name]) => name === "onReconnected").length, 1);
+    const waits = calls.slice(1).map((call, i) => call.at - calls[i].at);
+    assert.ok(waits[0] >= 370 && waits[1] >= 740 && waits[2] >= 1_490, `waits ${waits}`);
+  });
+
+  it("is gone when the server no longer has the stream (404)", async () => {
+    serve([stream([start(), token(2, "a"), "drop"]), refuse(404, "stream_not_found")]);
+    assert.equal(await answerStream(recorder().handlers).post("/x", {}), "gone");
+  });
+
+  it("is lost when no connection comes back for giveUpMs", async () => {
+    serve([stream([start(), "drop"]), failToConnect(), failToConnect()]);
+    assert.equal(await answerStream(recorder().handlers, { giveUpMs: 500 }).post("/x", {}), "lost");
+  });
+
+  it("stops reading, and never reconnects, when the caller aborts", async () => {
+    const controller = new AbortController();
+    const calls = serve([stream([start(), "hang"])]);
+    const following = answerStream(recorder().handlers, { signal: controller.signal }).post("/x", {});
+    await sleep(20);
+    controller.abort();
+    assert.equal(await following, "detached");
+    await sleep(500);
+    assert.equal(calls.length, 1);
+  });
+
+  it("tries again at once when asked to (the answer was just stopped)", async () => {
+    const calls = serve([stream([start(), "drop"]), stream([done(2, "cancelled")])]);
+    const { handlers } = recorder();
+    const stream_ = answerStream(handlers, { random: () => 0.99 });
+    handlers.onReconnecting = () => setTimeout(() => stream_.retryNow(), 10);
+    assert.equal(await stream_.post("/x", {}), "done");
+    assert.ok(calls[1].at - calls[0].at < 300, `waited ${calls[1].at - calls[0].at} ms`);
+  });
+});
+
+describe("AnswerStream.follow", () => {
+  it("replays a running answer from its start: after=0, no Last-Event-ID", async () => {
+    const calls = serve([stream([start(), token(2, "all"), done(3)])]);
+    const { seen, handlers } = recorder();
+    assert.equal(await answerStream(handlers).follow("s1"), "done");
+    assert.equal(calls[0].url, "/api/streams/s1?after=0");
+    assert.equal(calls[0].headers["Last-Event-ID"], undefined);
+    assert.deepEqual(seen.map(([name]) => name), ["onStart", "onToken", "onDone"]);
+  });
+
+  it("says Reconnecting when its first try fails, and is gone on 404", async () => {
+    serve([failToConnect(), refuse(404, "stream_not_found")]);
+    const { seen, handlers } = recorder();
+    assert.equal(await answerStream(handlers).follow("s1"), "gone");
+    assert.deepEqual(seen, [["onReconnecting"]]);
+  });
+});
+
+describe("retryDelayMs", () => {
+  it("doubles from about half a second to a cap of 8 s, within ±25 % jitter", () => {
+    const middle = [0, 1, 2, 3, 4, 5, 9].map((attempt) => retryDelayMs(attempt, () => 0.5));
+    assert.deepEqual(middle, [500, 1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
+    assert.equal(retryDelayMs(0, () => 0), 375);
+    assert.equal(retryDelayMs(1, () => 0.999999).toFixed(0), "1250");
+  });
+});
