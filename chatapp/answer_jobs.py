@@ -1,11 +1,15 @@
-"""Answers that outlive their connection: each stored conversation's answer runs in a greenlet of
-its own, writing an `AnswerLog`, instead of in the response that asked for it.
+"""Answers that outlive their connection: a stored conversation's answer is generated to its end
+whatever happens to the connection that asked for it, and written to an `AnswerLog` that any
+reader can follow (`GET /api/streams/<id>`).
 
-The response that started the answer, and any reader that reattaches later
-(`GET /api/streams/<id>`), only follow the log: a dropped connection stops a reader, never the
-model. An answer ends by itself (`done`), by the stop endpoint, by the relay's limits
-(`CHATAPP_MAX_STREAM_S`, the upstream idle limit), by shutdown (the registry's drain cancels it
-like any stream), or when nobody has read it for `CHATAPP_DETACHED_MAX_S`.
+While its first client is connected, the answer's relay runs in that response's greenlet, as
+every stream does (one greenlet per stream on the per-token path: where the relay's CPU went,
+docs/performance.md); each chunk is appended to the log on its way out. When that client goes
+away (its write fails, or the write timeout cuts it), the relay, suspended at a yield, is handed
+to a greenlet of its own that runs it to the end. An answer ends by itself (`done`), by the stop
+endpoint, by the relay's limits (`CHATAPP_MAX_STREAM_S`, the upstream idle limit), by shutdown
+(the registry's drain cancels it like any stream), or when nobody has read it for
+`CHATAPP_DETACHED_MAX_S`.
 
 An ended answer's log is kept for `CHATAPP_STREAM_RETENTION_S`, so that a reader that comes back
 after the end still gets everything up to `done`; after that the stored message is the truth.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Generator, Iterator
 
 from .answer_log import KEEP_ALIVE, AnswerLog
 from .coordination import Coordinator
@@ -26,6 +31,79 @@ log = logging.getLogger(__name__)
 
 # How often ended logs are dropped and unread answers looked for.
 TICK_S = 1.0
+
+
+class AnswerJob:
+    """One resumable answer: its relay, its log, and who runs the relay now."""
+
+    def __init__(
+        self, relay: Relay, answer_log: AnswerLog, release: Release, coordinator: Coordinator
+    ) -> None:
+        self.relay = relay
+        self.log = answer_log
+        self._release = release
+        self._coordinator = coordinator
+        self._frames: Generator[bytes, None, None] | None = None
+        self._detached = False
+        self._finished = False
+
+    def first_reader(self) -> Iterator[bytes]:
+        """The body of the response that started the answer: the relay's frames as any stream's,
+        each logged on its way out. If this client leaves, the answer goes on without it."""
+        frames = self._frames = self.relay.frames()
+        self.log.reader_joined()
+        try:
+            for chunk in frames:
+                self._record(chunk)
+                yield chunk
+        except GeneratorExit:  # the server closed this body: the client is gone
+            self.detach()
+            raise
+        finally:
+            self.log.reader_left()
+            if not self._detached:
+                self._finish()
+
+    def response_closed(self) -> None:
+        """The response is closed; if its body never ran (the client left first), run it alone."""
+        if self._frames is None:
+            self.detach()
+
+    def detach(self) -> None:
+        if self._detached or self._finished:
+            return
+        self._detached = True
+        threading.Thread(target=self._run_alone, name=f"answer-{self.relay.stream_id}", daemon=True).start()
+
+    def _run_alone(self) -> None:
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = self.relay.frames()
+        self.relay.adopt()
+        try:
+            for chunk in frames:
+                self._record(chunk)
+        except Exception:
+            log.exception("answer %s failed", self.relay.stream_id)
+        finally:
+            frames.close()
+            self._finish()
+
+    def _record(self, chunk: bytes) -> None:
+        # The relay's keep-alives are for its client's socket; each reader sends its own.
+        if chunk.startswith(KEEP_ALIVE):
+            chunk = chunk[len(KEEP_ALIVE) :]
+        if chunk:
+            self.log.append(chunk, self.relay.sequence)
+            self._coordinator.changed(self.log)
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.log.end()
+        self._coordinator.changed(self.log)
+        self._release()
 
 
 class AnswerJobs:
@@ -44,36 +122,16 @@ class AnswerJobs:
     def __len__(self) -> int:
         return len(self._logs)
 
-    def start(self, relay: Relay, release: Release) -> AnswerLog:
-        """Run `relay` to its end in a greenlet of its own; `release` (its admission) once it ended."""
+    def start(self, relay: Relay, release: Release) -> AnswerJob:
+        """A job for `relay`, whose `first_reader()` is the body of the response that asked for it;
+        `release` (its admission) is called once the answer ended."""
         answer_log = AnswerLog(relay.stream_id)
         self._logs[relay.stream_id] = answer_log
         self._coordinator.mirror(answer_log)
-        threading.Thread(
-            target=self._run, args=(relay, answer_log, release), name=f"answer-{relay.stream_id}", daemon=True
-        ).start()
         if self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="answer-jobs", daemon=True)
             self._ticker.start()
-        return answer_log
-
-    def _run(self, relay: Relay, answer_log: AnswerLog, release: Release) -> None:
-        frames = relay.frames()
-        try:
-            for chunk in frames:
-                # The relay's keep-alives are for a client socket; each reader sends its own.
-                if chunk.startswith(KEEP_ALIVE):
-                    chunk = chunk[len(KEEP_ALIVE) :]
-                if chunk:
-                    answer_log.append(chunk, relay.sequence)
-                    self._coordinator.changed(answer_log)
-        except Exception:
-            log.exception("answer %s failed", relay.stream_id)
-        finally:
-            frames.close()
-            answer_log.end()
-            self._coordinator.changed(answer_log)
-            release()
+        return AnswerJob(relay, answer_log, release, self._coordinator)
 
     def log_for(self, stream_id: str) -> AnswerLog | None:
         """The log of an answer of this process, running or ended within the retention."""

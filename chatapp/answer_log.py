@@ -96,8 +96,7 @@ class AnswerLog:
     def follow(self, position: int, heartbeat_s: float) -> Iterator[bytes]:
         """The frames after `position`, then each new chunk as it comes, until `done`; a keep-alive
         comment whenever nothing came for `heartbeat_s`."""
-        self.readers += 1
-        self.unread_since = None
+        self.reader_joined()
         try:
             index = self.first_index_after(position)
             while True:
@@ -113,6 +112,13 @@ class AnswerLog:
                 elif not self.wait(index, heartbeat_s):
                     yield KEEP_ALIVE
         finally:
-            self.readers -= 1
-            if self.readers == 0:
-                self.unread_since = time.monotonic()
+            self.reader_left()
+
+    def reader_joined(self) -> None:
+        self.readers += 1
+        self.unread_since = None
+
+    def reader_left(self) -> None:
+        self.readers -= 1
+        if self.readers == 0:
+            self.unread_since = time.monotonic()

@@ -157,7 +157,9 @@ class Relay:
                 self._registry.add(self)
             if self._observer is not None:
                 self._observer.began()
-            stop_watching = watch_for_disconnect(self._socket, lambda: self.cancel(Cause.CLIENT_GONE))
+            # A resumable answer goes on when its client leaves; a stream for one client ends.
+            watched = None if self.resumable else self._socket
+            stop_watching = watch_for_disconnect(watched, lambda: self.cancel(Cause.CLIENT_GONE))
             # Bytes at once: proxies and the browser see the stream open before the model speaks.
             start = self._writer.start(self.model_stream.model, **self._start_fields)
             yield from self._write(KEEP_ALIVE + start)
@@ -359,9 +361,17 @@ class Relay:
         since = self._writing_since
         return 0.0 if since is None else now - since
 
+    def adopt(self) -> None:
+        """Go on in the calling greenlet: a resumable answer whose client left is taken over by
+        a greenlet of its own (answer_jobs), which the sweeper must wake from now on."""
+        if self._reader is not None:
+            self._reader = current_greenlet()
+
     def hang_up(self) -> None:
-        """Cut a client that stopped reading: its blocked write fails, and the stream ends."""
-        self.cancel(Cause.WRITE_TIMEOUT)
+        """Cut a client that stopped reading: its blocked write fails, and the stream ends (a
+        resumable answer goes on without that client)."""
+        if not self.resumable:
+            self.cancel(Cause.WRITE_TIMEOUT)
         if self._socket is not None:
             with contextlib.suppress(OSError):
                 self._socket.shutdown(socket.SHUT_RDWR)

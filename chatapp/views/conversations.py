@@ -27,7 +27,7 @@ from ..validation.conversations import (
     parse_new_message,
     parse_page,
 )
-from .streaming import admit, follow_response, relay_for
+from .streaming import admit, answer_response, relay_for
 
 bp = Blueprint("conversations", __name__, url_prefix="/api")
 
@@ -172,9 +172,8 @@ def _answer(
             "message_id": answer.id,
         },
     )
-    # The answer runs on its own, to its end; this response is its first reader.
-    answer_log = state.answers.start(relay, release)
-    return follow_response(answer_log.follow(0, settings.heartbeat_s))
+    # The answer runs to its end whatever happens to this response, its first reader.
+    return answer_response(state.answers.start(relay, release))
 
 
 def _check_follows_an_answer(store: Store, conversation_id: str, parent_id: str | None) -> None:

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from flask import Response, current_app, request
 
+from ..answer_jobs import AnswerJob
 from ..errors import ApiError
 from ..llm.base import ChatRequest
 from ..protocol import ErrorCode
@@ -73,14 +74,14 @@ def client_socket() -> socket.socket | None:
 def relay_for(chat_request: ChatRequest, *, resumable: bool = False, **options: Any) -> Relay:
     """The relay of one request's answer, with this app's limits and its registry of live streams;
     `options` go to `Relay` (an id, an observer, start fields). A stream for this one client
-    watches its socket, which ends the model when it closes; a resumable one does not."""
+    ends when its socket closes; a resumable one goes on (answer_jobs)."""
     state = app_state(current_app)
     limits = RelayLimits(heartbeat_s=state.settings.heartbeat_s, max_stream_s=state.settings.max_stream_s)
     return Relay(
         state.backend.stream(chat_request),
         limits,
         registry=state.streams,
-        client_socket=None if resumable else client_socket(),
+        client_socket=client_socket(),
         client=client_address(),
         resumable=resumable,
         **options,
@@ -96,6 +97,15 @@ def sse_response(relay: Relay, release: Release) -> Response:
     )
     # The server closes every response it started, even one whose body never ran.
     response.call_on_close(release)
+    return response
+
+
+def answer_response(job: AnswerJob) -> Response:
+    """The response that started a resumable answer: its first reader."""
+    response = Response(
+        job.first_reader(), status=200, headers=SSE_HEADERS, content_type="text/event-stream; charset=utf-8"
+    )
+    response.call_on_close(job.response_closed)
     return response
 
 

@@ -126,19 +126,39 @@ def test_the_model_gets_the_stored_branch_with_the_system_prompt_first(served, u
     assert sent["temperature"] == 0.5
 
 
-def test_a_stopped_answer_is_kept_as_seen_and_goes_back_as_history(served, upstream):
+def test_a_dropped_connection_leaves_the_answer_to_finish_and_be_stored_whole(served, upstream):
     model = upstream.model(Behaviour(tokens=SLOW, token_interval_s=0.02))
     conversation = new_conversation(served, model=model)
     path = f"/api/conversations/{conversation['id']}/messages"
     result = post_chat(
         served.url, {"content": "count"}, path=path, stop_when=lambda r: len(r.named("token")) >= 10
     )
+    assert result.done is None, "the client hung up before the end"
+
+    answer = wait_for_final(served, conversation["id"])
+    assert (answer["status"], answer["finish_reason"]) == ("complete", "stop")
+    assert answer["content"] == "".join(SLOW)
+    assert upstream.wait_for_request(model).outcome == "completed"
+
+
+def test_a_stopped_answer_is_kept_as_seen_and_goes_back_as_history(served, upstream):
+    model = upstream.model(Behaviour(tokens=SLOW, token_interval_s=0.02))
+    conversation = new_conversation(served, model=model)
+    path = f"/api/conversations/{conversation['id']}/messages"
+
+    def stop_after_ten_tokens(result):
+        if len(result.named("token")) == 10:
+            stream_id = result.named("start")[0].json()["stream_id"]
+            call("POST", f"{served.url}/api/chat/{stream_id}/stop", {})
+        return False
+
+    result = post_chat(served.url, {"content": "count"}, path=path, stop_when=stop_after_ten_tokens)
     upstream.wait_for_request(model).ended.wait(5)
 
     answer = wait_for_final(served, conversation["id"])
     assert answer["status"] == "stopped"
     assert answer["finish_reason"] == "cancelled"
-    assert result.text.startswith(answer["content"])
+    assert answer["content"] == result.text
     assert answer["content"]
     assert answer["usage"]["estimated"] is True
 
