@@ -7,7 +7,8 @@
   process listens and cancels the stream if it is its own.
 - Per-client cap: a sorted set per client address of its streams' leases, counted and added to
   by one script, so that two workers cannot both admit the last slot.
-- Resumable answers' logs: `redis_log`.
+- Resumable answers' logs: `redis_log`; a reader in another process announces itself on
+  `chatapp:follow`, which this process hears on the same connection as stops.
 
 Every call is guarded: with Redis gone, streams of this process go on and finish, the failure is
 logged (at most every 10 s per kind), admission falls back to this process's own count, and
@@ -21,6 +22,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from redis.exceptions import RedisError
@@ -28,14 +30,17 @@ from redis.exceptions import RedisError
 from ..answer_log import AnswerLog
 from ..streams import ClientBusy
 from .base import Release, SharedStateUnavailable
-from .redis_log import LogMirror, RedisFollow, reading_key, running_key
+from .redis_log import FOLLOW_CHANNEL, LogMirror, RedisFollow, reading_key, running_key
 
 log = logging.getLogger(__name__)
 
 STOP_CHANNEL = "chatapp:stop"
+STOP_CHANNEL_BYTES = STOP_CHANNEL.encode()
 # A running stream's key, and a client's stream in its cap, live this long unless renewed.
 LEASE_S = 30
 RENEW_EVERY_S = LEASE_S / 3
+# Connections for commands per process (blocking reads have their own).
+COMMAND_CONNECTIONS = 16
 
 _STOP_SCRIPT = """
 if redis.call('exists', KEYS[1]) == 1 then
@@ -56,6 +61,23 @@ return 1
 """
 
 
+def _client(url: str, *, max_connections: int | None = None, **options: Any) -> redis.Redis:
+    # RESP2 and no CLIENT SETINFO: a new connection is ready after the TCP handshake, with no
+    # HELLO and two SETINFO round trips first.
+    bounded = {"max_connections": max_connections, "timeout": 5} if max_connections else {}
+    pool_class = redis.BlockingConnectionPool if max_connections else redis.ConnectionPool
+    pool = pool_class.from_url(
+        url,
+        **bounded,
+        socket_connect_timeout=2,
+        protocol=2,
+        lib_name=None,
+        lib_version=None,
+        **options,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
 def _client_key(client: str) -> str:
     return f"chatapp:client:{client}"
 
@@ -64,15 +86,19 @@ class RedisCoordinator:
     def __init__(
         self, url: str, *, retention_s: float, max_stream_s: float, max_per_client: int, heartbeat_s: float
     ) -> None:
-        # Commands answer within milliseconds; a dead server is noticed within seconds.
-        self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-        # XREAD BLOCK waits up to a heartbeat for an answer.
-        self._blocking = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=heartbeat_s + 5)
+        # Commands answer within milliseconds; a dead server is noticed within seconds. A bounded
+        # pool: a burst of streams shares a few connections (greenlets wait their turn) instead of
+        # opening one each.
+        self._redis = _client(url, socket_timeout=5, max_connections=COMMAND_CONNECTIONS)
+        # XREAD BLOCK holds its connection up to a heartbeat: one per reader in another process.
+        self._blocking = _client(url, socket_timeout=heartbeat_s + 5)
         self._url = url
         self._stop = self._redis.register_script(_STOP_SCRIPT)
         self._admit = self._redis.register_script(_ADMIT_SCRIPT)
         self._max_per_client = max_per_client
-        self._mirror = LogMirror(self._redis, retention_s=retention_s, max_stream_s=max_stream_s)
+        self._mirror = LogMirror(
+            self._redis, retention_s=retention_s, max_stream_s=max_stream_s, heartbeat_s=heartbeat_s
+        )
         self._running: dict[str, bytes] = {}
         self._leases: dict[str, str] = {}  # cap member -> client key
         self._listening: threading.Thread | None = None
@@ -96,15 +122,20 @@ class RedisCoordinator:
         backoff = 0.5
         while True:
             # No socket timeout: it waits for the next message; a server that went away is an error.
-            client = redis.Redis.from_url(self._url, socket_connect_timeout=2, health_check_interval=30)
+            client = _client(self._url, socket_timeout=None, health_check_interval=30)
             pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
-                pubsub.subscribe(STOP_CHANNEL)
+                pubsub.subscribe(STOP_CHANNEL, FOLLOW_CHANNEL)
                 subscribed.set()
                 backoff = 0.5
                 for message in pubsub.listen():
-                    if message["type"] == "message":
-                        on_stop(message["data"].decode())
+                    if message["type"] != "message":
+                        continue
+                    stream_id = message["data"].decode()
+                    if message["channel"] == STOP_CHANNEL_BYTES:
+                        on_stop(stream_id)
+                    else:
+                        self._mirror.followed(stream_id)
             except RedisError as exc:
                 self._failed("listen for stops", exc)
             finally:

@@ -29,10 +29,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How long the writer gathers appends before it sends them: the most a reader in another process
-# lags behind one in this process. At 20-100 tokens/s an entry holds several tokens, which is what
-# keeps the mirror's cost per token low (one XADD per token cost more than the relay, measured).
-FLUSH_S = 0.1
+# How long the writer gathers appends before it sends them. An answer that a reader in another
+# process follows (it says so on FOLLOW_CHANNEL, once per heartbeat) is sent every HOT_FLUSH_S:
+# that reader lags at most that much behind one in this process. The others, read by nobody
+# elsewhere, only need to be there when someone comes: every COLD_FLUSH_S, with several tokens
+# to an entry, which is what keeps the mirror's cost per token low (an XADD costs ~17 us of CPU
+# in a pipeline, about as much as relaying a token).
+HOT_FLUSH_S = 0.03
+COLD_FLUSH_S = 0.5
+FOLLOW_CHANNEL = "chatapp:follow"
 # Entries kept per answer (one per flush): far more than an answer of CHATAPP_MAX_STREAM_S writes.
 MAX_ENTRIES = 100_000
 
@@ -52,8 +57,11 @@ def reading_key(stream_id: str) -> str:
 class LogMirror:
     """Sends the growth of this process's resumable answers to Redis, in one pipeline per flush."""
 
-    def __init__(self, redis: Redis, *, retention_s: float, max_stream_s: float) -> None:
+    def __init__(self, redis: Redis, *, retention_s: float, max_stream_s: float, heartbeat_s: float) -> None:
         self._redis = redis
+        self._hot_for_s = heartbeat_s * 2 + 1  # a follower says so once per heartbeat
+        self._hot_until: dict[str, float] = {}
+        self._next_cold_flush = 0.0
         self._retention_s = retention_s
         self._retention_ms = int(retention_s * 1000)
         self._live_ms = int((max_stream_s + retention_s) * 1000)
@@ -76,21 +84,42 @@ class LogMirror:
         self._dirty.add(answer_log.stream_id)
         self._wake.set()
 
+    def followed(self, stream_id: str) -> None:
+        """A reader in another process follows `stream_id`: send it at once, and often."""
+        if stream_id in self._logs:
+            self._hot_until[stream_id] = time.monotonic() + self._hot_for_s
+            self._dirty.add(stream_id)
+            self._wake.set()
+
     def _run(self) -> None:
         while True:
             self._wake.wait()
-            time.sleep(FLUSH_S)  # gather what the other answers append meanwhile
+            time.sleep(HOT_FLUSH_S)  # gather what the other answers append meanwhile
             self._wake.clear()
             try:
-                self.flush()
+                self.flush(self._due(time.monotonic()))
             except RedisError as exc:
                 self._failed(exc)
                 time.sleep(0.5)
-                self._wake.set()  # try again: the next flush resends them whole
+            if self._dirty:
+                self._wake.set()  # what was not due yet (or failed: it is sent again whole)
 
-    def flush(self) -> None:
+    def _due(self, now: float) -> set[str]:
+        """The answers to send now: all of them every COLD_FLUSH_S, else the followed and ended."""
+        if now >= self._next_cold_flush:
+            self._next_cold_flush = now + COLD_FLUSH_S
+            return set(self._dirty)
+        due = set()
+        for stream_id in self._dirty:
+            answer_log = self._logs.get(stream_id)
+            if answer_log is None or answer_log.ended or self._hot_until.get(stream_id, 0.0) > now:
+                due.add(stream_id)
+        return due
+
+    def flush(self, due: set[str] | None = None) -> None:
         self._forget_expired()
-        dirty, self._dirty = self._dirty, set()
+        dirty = self._dirty if due is None else due
+        self._dirty -= dirty
         pipe = self._redis.pipeline(transaction=False)
         sent: list[tuple[str, int, bool]] = []
         for stream_id in dirty:
@@ -129,6 +158,7 @@ class LogMirror:
             self._sent[stream_id] = last
             if ended:
                 del self._logs[stream_id], self._sent[stream_id]
+                self._hot_until.pop(stream_id, None)
 
     def _forget_expired(self) -> None:
         """Answers that ended longer than the retention ago need no sharing any more, even if Redis
@@ -137,6 +167,7 @@ class LogMirror:
         for stream_id, answer_log in list(self._logs.items()):
             if answer_log.ended_at is not None and now - answer_log.ended_at > self._retention_s:
                 del self._logs[stream_id], self._sent[stream_id]
+                self._hot_until.pop(stream_id, None)
                 self._dirty.discard(stream_id)
                 self._resend.discard(stream_id)
 
@@ -198,13 +229,13 @@ class RedisFollow:
                         return
                 now = time.monotonic()
                 if now >= reading_due:
-                    self._redis.set(reading_key(self.stream_id), 1, ex=max(int(self._heartbeat_s * 3), 1))
+                    self._announce()
                     reading_due = now + self._heartbeat_s
                 entries = self._read(key, self._heartbeat_s)
                 if not entries:
                     if not self._redis.exists(running_key(self.stream_id)):
                         # Ended just now (its last entry may be one flush behind), or its process died.
-                        entries = self._read(key, FLUSH_S * 10)
+                        entries = self._read(key, COLD_FLUSH_S)
                         if not entries:
                             return
                         continue
@@ -212,6 +243,14 @@ class RedisFollow:
         except RedisError as exc:
             # The reader's connection ends; the page reattaches (through this or another process).
             log.error("stream %s: lost Redis while following it: %s", self.stream_id, exc)
+
+    def _announce(self) -> None:
+        """Tell the answer's process that it is read here (for CHATAPP_DETACHED_MAX_S), and to
+        send it often while it is (LogMirror.followed)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(reading_key(self.stream_id), 1, ex=max(int(self._heartbeat_s * 3), 1))
+        pipe.publish(FOLLOW_CHANNEL, self.stream_id)
+        pipe.execute()
 
     def _read(self, key: str, wait_s: float) -> list[tuple[bytes, dict[bytes, bytes]]]:
         found: Any = self._blocking.xread({key: self._last_id}, block=max(int(wait_s * 1000), 1))
