@@ -4,6 +4,10 @@
 started on first use and shared by every test that asks for the same settings; all of them are
 stopped when the session ends. A test that needs a server of its own (restarts, signals, state
 that must start empty) builds a `harness.gunicorn.GunicornServer` itself.
+
+`machines.start(count, redis=..., **env)` gives chatapp as several machines run it: that many
+gunicorn instances, each with its own workers, sharing one Redis (`CHATAPP_REDIS_URL`) and one
+new PostgreSQL database; shared like `chatapp_server`'s, and stopped when the session ends.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
@@ -20,6 +26,7 @@ from flask.testing import FlaskClient
 from chatapp import create_app
 from harness.gunicorn import GunicornServer
 from harness.postgres import PostgresServer
+from harness.redis import RedisServer
 from tests.support.fake_upstream import FakeUpstream
 
 # A fake key with a recognisable shape: tests assert it never shows up where it must not.
@@ -118,3 +125,95 @@ def postgres() -> Iterator[PostgresServer]:
     database of their own make one with `postgres.create_database(name)`."""
     with PostgresServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    """A redis-server shared by the session's instances; a test that restarts it, or counts a
+    client in it (caps, rate limits), starts one of its own."""
+    with RedisServer() as server:
+        yield server
+
+
+class Machines:
+    """chatapp instances as separate machines run them: each its own gunicorn master and workers on
+    its own port, all on one fake upstream, sharing one Redis and one PostgreSQL database. The
+    instances of one set of settings are started once and shared, as `chatapp_server`'s are."""
+
+    def __init__(self, upstream: FakeUpstream, postgres: PostgresServer) -> None:
+        self._upstream = upstream
+        self._postgres = postgres
+        self._running: dict[tuple[object, ...], list[GunicornServer]] = {}
+
+    def database(self) -> str:
+        """The URL of a new, empty database on the session's PostgreSQL."""
+        return self._postgres.create_database(f"machines_{uuid.uuid4().hex[:10]}")
+
+    def start(
+        self,
+        count: int = 2,
+        *,
+        redis: RedisServer | None,
+        database_url: str | None = None,
+        workers: int | None = 2,
+        args: list[str] | None = None,
+        **env: str,
+    ) -> list[GunicornServer]:
+        """`count` instances with `workers` gevent workers each (None: gunicorn.conf.py's default),
+        sharing `redis` (none: no CHATAPP_REDIS_URL) and `database_url` (a new database when None);
+        started side by side, since each takes a second or two to boot."""
+        key = (
+            count,
+            redis and redis.uri,
+            database_url,
+            workers,
+            tuple(args or ()),
+            tuple(sorted(env.items())),
+        )
+        servers = self._running.get(key, [])
+        if servers and all(s.process is not None and s.process.poll() is None for s in servers):
+            return servers
+        shared = {"DATABASE_URL": database_url or self.database()}
+        if redis is not None:
+            shared["CHATAPP_REDIS_URL"] = redis.uri
+        settings = upstream_env(self._upstream, **shared, **env)
+        servers = self._running[key] = [
+            GunicornServer(settings, workers=workers, args=args) for _ in range(count)
+        ]
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            for started in [pool.submit(server.start) for server in servers]:
+                started.result()
+        return servers
+
+    def retire(self, servers: list[GunicornServer]) -> None:
+        """Stop instances before the session ends (those whose settings no other test asks for)."""
+        self._running = {
+            k: s for k, s in self._running.items() if not set(map(id, s)) & set(map(id, servers))
+        }
+        self._stop(servers)
+
+    def stop_all(self) -> None:
+        self._stop([server for servers in self._running.values() for server in servers])
+        self._running.clear()
+
+    @staticmethod
+    def _stop(servers: list[GunicornServer]) -> None:
+        with ThreadPoolExecutor(max_workers=max(len(servers), 1)) as pool:
+            list(pool.map(GunicornServer.stop, servers))
+
+
+@pytest.fixture(scope="session")
+def machines(upstream: FakeUpstream, postgres: PostgresServer) -> Iterator[Machines]:
+    """`machines.start(count, redis=..., workers=2, **env)`: chatapp instances sharing Redis and a
+    PostgreSQL database, as several machines; all stopped when the session ends."""
+    servers = Machines(upstream, postgres)
+    yield servers
+    servers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def two_machines(machines: Machines, redis: RedisServer) -> tuple[GunicornServer, GunicornServer]:
+    """Two instances (two gevent workers each) sharing the session's Redis and a PostgreSQL
+    database, as two machines behind one nginx (they trust one proxy's X-Forwarded-* headers)."""
+    a, b = machines.start(2, redis=redis, CHATAPP_TRUSTED_PROXIES="1")
+    return a, b

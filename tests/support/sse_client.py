@@ -5,7 +5,7 @@ line ending split across reads, comments, several `data:` lines joined with
 "\\n", dispatch on a blank line) and decodes UTF-8 incrementally, so a
 character split between reads is decoded whole. `post_chat` records when each
 event arrived, which lets tests check streaming, ordering and overlap; `ask`
-builds the body it posts.
+builds the body it posts; `follow_stream` reattaches to an answer (`GET /api/streams/<id>`).
 """
 
 from __future__ import annotations
@@ -136,11 +136,44 @@ def post_chat(
     """POST to `path` (an endpoint that streams an answer) and read the whole answer, or hang up
     early: when `stop_when(result)` says so after a read, or when `hang_up_when()` turns true
     (polled, for silent streams)."""
-    host, port = base_url.removeprefix("http://").split(":")
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    return _exchange(base_url, "POST", path, payload, headers, timeout, stop_when, hang_up_when)
+
+
+def follow_stream(
+    base_url: str,
+    stream_id: str,
+    *,
+    last_event_id: str | None = None,
+    after: int | str | None = None,
+    timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
+    stop_when: Callable[[StreamResult], bool] | None = None,
+) -> StreamResult:
+    """`GET /api/streams/<stream_id>`: reattach to an answer from the `Last-Event-ID` header
+    and/or `?after=`, and read it to its end (or until `stop_when(result)`, then hang up)."""
+    path = f"/api/streams/{stream_id}" + ("" if after is None else f"?after={after}")
+    sent = dict(headers or {})
+    if last_event_id is not None:
+        sent["Last-Event-ID"] = last_event_id
+    return _exchange(base_url, "GET", path, None, sent, timeout, stop_when, None)
+
+
+def _exchange(
+    base_url: str,
+    method: str,
+    path: str,
+    payload: bytes | None,
+    headers: dict[str, str],
+    timeout: float,
+    stop_when: Callable[[StreamResult], bool] | None,
+    hang_up_when: Callable[[], bool] | None,
+) -> StreamResult:
+    host, port = base_url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     opened = time.monotonic()
-    conn.request("POST", path, body=payload, headers={"Content-Type": "application/json", **(headers or {})})
+    conn.request(method, path, body=payload, headers=headers)
     sock = conn.sock
     response = conn.getresponse()
     result = StreamResult(
