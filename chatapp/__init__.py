@@ -88,9 +88,9 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     return app
 
 
-def _stop(streams: StreamRegistry, stream_id: str) -> None:
+def _stop(streams: StreamRegistry, stream_id: str) -> bool:
     """Another process was asked to stop `stream_id`: end it if it runs here."""
-    streams.cancel(stream_id, Cause.STOPPED)
+    return streams.cancel(stream_id, Cause.STOPPED)
 
 
 def _configure_logging(level: str) -> None:

@@ -33,3 +33,8 @@ def chat_rate_limit() -> str:
     from .state import app_state
 
     return app_state(current_app).settings.rate_limit  # never asked when empty: the limiter is off
+
+
+# One budget for every endpoint that starts a stream (POST /api/chat, a conversation's message,
+# a regenerate): CHATAPP_RATE_LIMIT is what a client may start, whichever way it asks.
+streams_rate_limit = limiter.shared_limit(chat_rate_limit, scope="streams")

@@ -76,7 +76,7 @@ class Announcer(Protocol):
 
     def running(self, stream_id: str, resumable: bool) -> None: ...
 
-    def finished(self, stream_id: str) -> None: ...
+    def finished(self, stream_id: str, resumable: bool) -> None: ...
 
 
 class Reader(Protocol):
@@ -146,7 +146,7 @@ class StreamRegistry:
         if self._streams.get(stream.stream_id) is stream:
             del self._streams[stream.stream_id]
             if self.announcer is not None:
-                self.announcer.finished(stream.stream_id)
+                self.announcer.finished(stream.stream_id, stream.resumable)
 
     def add_reader(self, reader: Reader) -> None:
         self._readers.add(reader)

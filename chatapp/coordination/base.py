@@ -21,8 +21,9 @@ class RemoteFollow(Protocol):
 
 
 class Coordinator(Protocol):
-    def listen(self, on_stop: Callable[[str], None]) -> None:
-        """Have `on_stop(stream_id)` called in this process when another one asks to stop a stream."""
+    def listen(self, on_stop: Callable[[str], bool]) -> None:
+        """Have `on_stop(stream_id)` called in this process when another one asks to stop a stream;
+        it answers whether the stream ran here (and was stopped)."""
 
     def admit(self, client: str) -> Release:
         """Count one more stream for `client` across every process, or raise `streams.ClientBusy`."""
@@ -30,7 +31,7 @@ class Coordinator(Protocol):
     def running(self, stream_id: str, resumable: bool) -> None:
         """A stream starts in this process (before its `start` event goes out)."""
 
-    def finished(self, stream_id: str) -> None:
+    def finished(self, stream_id: str, resumable: bool) -> None:
         """It ended."""
 
     def stop_elsewhere(self, stream_id: str) -> bool:

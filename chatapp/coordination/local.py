@@ -13,7 +13,7 @@ def _nothing() -> None:
 
 
 class LocalCoordinator:
-    def listen(self, on_stop: Callable[[str], None]) -> None:
+    def listen(self, on_stop: Callable[[str], bool]) -> None:
         pass
 
     def admit(self, client: str) -> Release:
@@ -22,7 +22,7 @@ class LocalCoordinator:
     def running(self, stream_id: str, resumable: bool) -> None:
         pass
 
-    def finished(self, stream_id: str) -> None:
+    def finished(self, stream_id: str, resumable: bool) -> None:
         pass
 
     def stop_elsewhere(self, stream_id: str) -> bool:

@@ -39,13 +39,25 @@ STOP_CHANNEL_BYTES = STOP_CHANNEL.encode()
 # A running stream's key, and a client's stream in its cap, live this long unless renewed.
 LEASE_S = 30
 RENEW_EVERY_S = LEASE_S / 3
+# How long the stop endpoint waits for the stream's process to take a stop, and resends it meanwhile.
+STOP_ACK_S = 2.0
+STOP_RESEND_S = 0.25
+# How long an ended answer's key says so (its log's last entry is one flush away at most).
+ENDED_KEY_S = 10
 # Connections for commands per process (blocking reads have their own).
 COMMAND_CONNECTIONS = 16
 
+# A running stream's key holds `r` (resumable) or `s`; `xr`/`xs` once its process took a stop
+# (the acknowledgement the stop endpoint waits for); `e` when a resumable answer ended and its
+# log's last entry may still be on its way to Redis.
 _STOP_SCRIPT = """
-if redis.call('exists', KEYS[1]) == 1 then
+local state = redis.call('get', KEYS[1])
+if state == 'r' or state == 's' then
   redis.call('publish', ARGV[1], ARGV[2])
   return 1
+end
+if state == 'xr' or state == 'xs' then
+  return 2
 end
 return 0
 """
@@ -107,7 +119,7 @@ class RedisCoordinator:
 
     # -- stop ---------------------------------------------------------------------------
 
-    def listen(self, on_stop: Callable[[str], None]) -> None:
+    def listen(self, on_stop: Callable[[str], bool]) -> None:
         if self._listening is not None:
             return
         subscribed = threading.Event()
@@ -118,22 +130,28 @@ class RedisCoordinator:
         # A stop published before this process subscribed would be lost: wait briefly for it.
         subscribed.wait(2)
 
-    def _listen(self, on_stop: Callable[[str], None], subscribed: threading.Event) -> None:
-        backoff = 0.5
+    def _listen(self, on_stop: Callable[[str], bool], subscribed: threading.Event) -> None:
+        backoff = 0.1
+        reconnecting = False
         while True:
             # No socket timeout: it waits for the next message; a server that went away is an error.
             client = _client(self._url, socket_timeout=None, health_check_interval=30)
             pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(STOP_CHANNEL, FOLLOW_CHANNEL)
+                if reconnecting:
+                    # Redis went away, and may have come back empty (no persistence): put back
+                    # what this process runs and the answers it logs, at once.
+                    self._restore()
                 subscribed.set()
-                backoff = 0.5
+                backoff = 0.1
                 for message in pubsub.listen():
                     if message["type"] != "message":
                         continue
                     stream_id = message["data"].decode()
                     if message["channel"] == STOP_CHANNEL_BYTES:
-                        on_stop(stream_id)
+                        if on_stop(stream_id):
+                            self._acknowledge_stop(stream_id)
                     else:
                         self._mirror.followed(stream_id)
             except RedisError as exc:
@@ -141,12 +159,48 @@ class RedisCoordinator:
             finally:
                 pubsub.close()
                 client.close()
+            reconnecting = True
             time.sleep(backoff)
-            backoff = min(backoff * 2, 5)
+            backoff = min(backoff * 2, 1.0)
+
+    def _restore(self) -> None:
+        self._renew_now(restore=True)
+        self._mirror.resend_all()
+
+    def _acknowledge_stop(self, stream_id: str) -> None:
+        value = self._running.get(stream_id)
+        if value is None or value.startswith(b"x"):
+            return
+        self._running[stream_id] = b"x" + value
+        try:
+            self._redis.set(running_key(stream_id), self._running[stream_id], ex=LEASE_S)
+        except RedisError as exc:
+            self._failed("acknowledge a stop", exc)
 
     def stop_elsewhere(self, stream_id: str) -> bool:
+        """Publish the stop, then wait until the process that runs the stream took it (its key
+        says so): a stop that nobody received (that process is reconnecting to Redis) is sent
+        again, and after STOP_ACK_S it is a 503 rather than a 202 that stopped nothing."""
+        key = running_key(stream_id)
         try:
-            return bool(self._stop(keys=[running_key(stream_id)], args=[STOP_CHANNEL, stream_id]))
+            found = self._stop(keys=[key], args=[STOP_CHANNEL, stream_id])
+            if not found:
+                return False
+            deadline = time.monotonic() + STOP_ACK_S
+            resend_at = time.monotonic() + STOP_RESEND_S
+            pause = 0.002
+            while found == 1:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+                if self._redis.get(key) not in (b"r", b"s"):
+                    return True  # taken (`x…`), ended, or gone
+                now = time.monotonic()
+                if now >= deadline:
+                    raise SharedStateUnavailable
+                if now >= resend_at:
+                    resend_at = now + STOP_RESEND_S
+                    found = self._stop(keys=[key], args=[STOP_CHANNEL, stream_id])
+            return True
         except RedisError as exc:
             self._failed("stop", exc)
             raise SharedStateUnavailable from exc
@@ -162,10 +216,15 @@ class RedisCoordinator:
         except RedisError as exc:
             self._failed("register a stream", exc)
 
-    def finished(self, stream_id: str) -> None:
+    def finished(self, stream_id: str, resumable: bool) -> None:
         self._running.pop(stream_id, None)
         try:
-            self._redis.delete(running_key(stream_id))
+            if resumable:
+                # Its log's last entry reaches Redis with the mirror's next flush: until then a
+                # reader elsewhere must wait for it rather than be told there is no such answer.
+                self._redis.set(running_key(stream_id), b"e", ex=ENDED_KEY_S)
+            else:
+                self._redis.delete(running_key(stream_id))
         except RedisError as exc:
             self._failed("unregister a stream", exc)
 
@@ -206,17 +265,21 @@ class RedisCoordinator:
         """Keep the leases of what this process runs alive, so only a dead process's expire."""
         while True:
             time.sleep(RENEW_EVERY_S)
-            pipe = self._redis.pipeline(transaction=False)
-            for stream_id, value in list(self._running.items()):
-                pipe.set(running_key(stream_id), value, ex=LEASE_S)
-            expires = time.time() + LEASE_S
-            for member, key in list(self._leases.items()):
-                pipe.zadd(key, {member: expires}, xx=True)
-                pipe.expire(key, LEASE_S * 2)
-            try:
-                pipe.execute()
-            except RedisError as exc:
-                self._failed("renew leases", exc)
+            self._renew_now()
+
+    def _renew_now(self, *, restore: bool = False) -> None:
+        """Renew every lease of this process; `restore`: also put back those Redis lost."""
+        pipe = self._redis.pipeline(transaction=False)
+        for stream_id, value in list(self._running.items()):
+            pipe.set(running_key(stream_id), value, ex=LEASE_S)
+        expires = time.time() + LEASE_S
+        for member, key in list(self._leases.items()):
+            pipe.zadd(key, {member: expires}, xx=not restore)
+            pipe.expire(key, LEASE_S * 2)
+        try:
+            pipe.execute()
+        except RedisError as exc:
+            self._failed("renew leases", exc)
 
     # -- resumable answers --------------------------------------------------------------
 

@@ -91,6 +91,12 @@ class LogMirror:
             self._dirty.add(stream_id)
             self._wake.set()
 
+    def resend_all(self) -> None:
+        """Redis may have lost everything (a restart without persistence): send every log whole."""
+        self._resend |= set(self._logs)
+        self._dirty |= set(self._logs)
+        self._wake.set()
+
     def _run(self) -> None:
         while True:
             self._wake.wait()
@@ -207,9 +213,11 @@ class RedisFollow:
         pipe = redis.pipeline(transaction=False)
         pipe.xrange(log_key(stream_id), min=f"({position}-0", max="+")
         pipe.get(running_key(stream_id))
-        entries, running = pipe.execute()
+        entries, state = pipe.execute()
         if not entries:
-            return cls(redis, blocking, stream_id, [], position, heartbeat_s) if running == b"r" else None
+            # Running, stopping, or just ended: its entries are at most one flush away.
+            resumable = state in (b"r", b"xr", b"e")
+            return cls(redis, blocking, stream_id, [], position, heartbeat_s) if resumable else None
         if int(entries[0][1][b"f"]) > position + 1:
             return None  # trimmed, or lost with a Redis restart: the stored message is the truth
         return cls(redis, blocking, stream_id, entries, position, heartbeat_s)

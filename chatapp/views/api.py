@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, request
 
 from ..coordination import SharedStateUnavailable
 from ..errors import ApiError
-from ..limits import chat_rate_limit, limiter
+from ..limits import streams_rate_limit
 from ..protocol import ErrorCode
 from ..security import reject_cross_site
 from ..state import app_state
@@ -22,7 +22,7 @@ def _only_from_this_site() -> None:
 
 
 @bp.post("/chat")
-@limiter.limit(chat_rate_limit)
+@streams_rate_limit
 def chat() -> Response:
     state = app_state(current_app)
     settings = state.settings

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from ..errors import ApiError
-from ..limits import chat_rate_limit, limiter
+from ..limits import streams_rate_limit
 from ..llm.base import ChatRequest
 from ..llm.base import Message as ChatMessage
 from ..protocol import ErrorCode, new_stream_id
@@ -98,7 +98,7 @@ def delete_conversation(conversation_id: str) -> tuple[str, int]:
 
 
 @bp.post("/conversations/<conversation_id>/messages")
-@limiter.limit(chat_rate_limit)
+@streams_rate_limit
 def send_message(conversation_id: str) -> Response:
     require_json_content_type(request.mimetype)
     release = admit()
@@ -118,7 +118,7 @@ def send_message(conversation_id: str) -> Response:
 
 
 @bp.post("/conversations/<conversation_id>/messages/<message_id>/regenerate")
-@limiter.limit(chat_rate_limit)
+@streams_rate_limit
 def regenerate(conversation_id: str, message_id: str) -> Response:
     if request.content_length:
         require_json_content_type(request.mimetype)

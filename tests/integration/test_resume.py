@@ -138,12 +138,6 @@ def test_the_position_is_last_event_id_or_after_and_the_header_wins(pair, upstre
             assert wire(by_id.events) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: an answer's chatapp:running key is deleted when it ends, but its log reaches "
-    "Redis only at the mirror's next flush (FLUSH_S, 100 ms later): an answer shorter than that, "
-    "reattached through another process within those 100 ms, is 404 stream_not_found",
-)
 def test_an_answer_that_just_ended_is_replayed_through_the_other_instance(pair, upstream):
     """As a tab reloaded at the end of a short answer would: five tries, each must replay."""
     a, b = pair
