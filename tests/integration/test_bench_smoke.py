@@ -55,3 +55,19 @@ def test_conversation_benchmark_runs():
     assert set(errors) == {"0"}, run.stdout
     assert "ratio" in run.stdout
     assert "200-message conversation: page p50" in run.stdout
+
+
+def test_resumable_benchmark_runs():
+    """bench.resumable: CPU per token with Redis, stop across two instances, replay of 2000 events."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.resumable", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert set(re.findall(r"errors=(\d+)", run.stdout)) == {"0"}, run.stdout
+    assert "ratio" in run.stdout
+    assert "Stop across instances" in run.stdout
+    assert re.search(r"other instance \(Redis Stream\)\s+events 2000 ", run.stdout), run.stdout
