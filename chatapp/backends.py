@@ -22,6 +22,8 @@ def make_backend(settings: Settings) -> Backend:
                 connect_timeout_s=settings.upstream_connect_timeout_s,
                 idle_s=settings.upstream_idle_s,
                 max_retries=settings.upstream_max_retries,
+                max_line_bytes=settings.max_upstream_line_bytes,
+                max_delta_chars=settings.max_delta_chars,
             )
         )
     from .llm.demo_backend import DemoBackend

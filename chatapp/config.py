@@ -16,7 +16,9 @@ from typing import TypeVar
 
 from dotenv import find_dotenv, load_dotenv
 
+from .llm.completion_events import MAX_DELTA_CHARS
 from .llm.demo_backend import DEMO_MODEL
+from .llm.sse_lines import MAX_LINE_BYTES
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 BACKENDS = ("openai", "demo")
@@ -50,6 +52,10 @@ class Settings:
     heartbeat_s: float = 15.0
     max_stream_s: float = 600.0
     write_timeout_s: float = 30.0
+    # What one upstream answer may make a worker hold: a line of its stream, a text or reasoning
+    # delta (llm/sse_lines.py and llm/completion_events.py say why no real model comes near them).
+    max_upstream_line_bytes: int = MAX_LINE_BYTES
+    max_delta_chars: int = MAX_DELTA_CHARS
     # When set, the page asks for this token once and the API answers 401 without it.
     access_token: str | None = field(default=None, repr=False)
     # Signs the session cookie. Unset: a random key per start (gunicorn.conf.py makes one in
@@ -140,6 +146,18 @@ class Settings:
             heartbeat_s=env.number("CHATAPP_HEARTBEAT_S", float, cls.heartbeat_s),
             max_stream_s=env.number("CHATAPP_MAX_STREAM_S", float, cls.max_stream_s),
             write_timeout_s=env.number("CHATAPP_WRITE_TIMEOUT_S", float, cls.write_timeout_s),
+            max_upstream_line_bytes=_at_least(
+                "CHATAPP_MAX_UPSTREAM_LINE_BYTES",
+                env.number("CHATAPP_MAX_UPSTREAM_LINE_BYTES", int, cls.max_upstream_line_bytes),
+                MIN_UPSTREAM_LINE_BYTES,
+                "an ordinary chunk line is a few hundred bytes",
+            ),
+            max_delta_chars=_at_least(
+                "CHATAPP_MAX_DELTA_CHARS",
+                env.number("CHATAPP_MAX_DELTA_CHARS", int, cls.max_delta_chars),
+                MIN_DELTA_CHARS,
+                "a server may send several tokens in one delta",
+            ),
             rate_limit=_rate_limit(environ.get("CHATAPP_RATE_LIMIT", cls.rate_limit).strip()),
             ratelimit_storage_uri=_storage_uri(
                 env.text("CHATAPP_RATELIMIT_STORAGE_URI")
@@ -169,6 +187,17 @@ class Settings:
                 "CHATAPP_DEMO_FIRST_TOKEN_S", float, cls.demo_first_token_s, zero_ok=True
             ),
         )
+
+
+# Below these, ordinary answers would end in `upstream_malformed`: refused at start-up instead.
+MIN_UPSTREAM_LINE_BYTES = 4096
+MIN_DELTA_CHARS = 1024
+
+
+def _at_least(name: str, value: int, floor: int, why: str) -> int:
+    if value < floor:
+        raise ConfigError(f"{name} must be at least {floor} ({why}), got {value}")
+    return value
 
 
 DATABASE_SCHEMES = ("sqlite", "postgresql")

@@ -10,6 +10,11 @@ OpenRouter), and an `error` object in place of a chunk. A stream that stops
 without a `finish_reason` or `[DONE]` is incomplete, not finished. The
 `model` the chunks name is kept as `served_model`: a server may answer with
 another model than the one asked for (llama.cpp's answers any name with its own).
+
+What one stream may make a worker hold is bounded: a line (or one event) over
+`max_line_bytes` (sse_lines.py) and a text or reasoning delta over
+`max_delta_chars` are `malformed`, so that one upstream cannot stall the other
+streams of the worker or fill its memory with a single piece of an answer.
 """
 
 from __future__ import annotations
@@ -28,15 +33,22 @@ from .base import (
     UpstreamError,
     Usage,
 )
-from .sse_lines import SseLineDecoder
+from .sse_lines import MAX_LINE_BYTES, LineTooLong, SseLineDecoder
 
 DONE = b"[DONE]"
 
+# A model streams a token, a few characters, per delta. The most a real server sends at once is a
+# whole answer as one delta (a non-streaming model behind a streaming proxy): 128K tokens of output
+# at most, about 512K characters. Past 1M characters a delta is not an answer; ten 5 MB ones at
+# once stalled the other streams of a worker by 320-430 ms and added 164-203 MB to it.
+MAX_DELTA_CHARS = 1024 * 1024
+
 
 class CompletionEventDecoder:
-    def __init__(self) -> None:
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES, max_delta_chars: int = MAX_DELTA_CHARS) -> None:
         self.served_model: str | None = None
-        self._sse = SseLineDecoder()
+        self._sse = SseLineDecoder(max_line_bytes)
+        self._max_delta_chars = max_delta_chars
         self._finish: StopReason | None = None
         self._usage: Usage | None = None
         self._done = False
@@ -56,9 +68,14 @@ class CompletionEventDecoder:
             if last:
                 events += self.end()
         except UpstreamError as exc:
-            if not events:
-                raise
-            self._failure = exc
+            failure = exc
+        except LineTooLong as exc:
+            failure = self._decode_before(exc, events)
+        else:
+            return events
+        if not events:
+            raise failure
+        self._failure = failure
         return events
 
     def check(self) -> None:
@@ -77,6 +94,19 @@ class CompletionEventDecoder:
             )
         finish = Finish(self._finish or StopReason.STOP)
         return [finish] if self._usage is None else [self._usage, finish]
+
+    def _decode_before(self, too_long: LineTooLong, events: list[BackendEvent]) -> UpstreamError:
+        """Decode the events completed before an over-long line; the error to report: the first."""
+        try:
+            for payload in too_long.completed:
+                self._event(payload, events)
+        except UpstreamError as exc:
+            return exc
+        return UpstreamError(
+            FailureKind.MALFORMED,
+            "The model server sent a part of the answer larger than chatapp accepts "
+            f"(a line of over {too_long.limit:,} bytes).",
+        )
 
     def _event(self, data: bytes, events: list[BackendEvent]) -> None:
         if self._done:
@@ -109,14 +139,26 @@ class CompletionEventDecoder:
         delta = choice.get("delta")
         if isinstance(delta, dict):
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            content = delta.get("content")
+            # JSON takes a byte or more per character: only a payload this long can hold a longer delta.
+            if len(data) > self._max_delta_chars:
+                self._check_delta_size(reasoning, content)
             if reasoning and isinstance(reasoning, str):
                 events.append(ReasoningDelta(reasoning))
-            content = delta.get("content")
             if content and isinstance(content, str):
                 events.append(TextDelta(content))
         finish = choice.get("finish_reason")
         if finish:
             self._finish = StopReason.LENGTH if finish == "length" else StopReason.STOP
+
+    def _check_delta_size(self, *texts: object) -> None:
+        limit = self._max_delta_chars
+        if any(isinstance(text, str) and len(text) > limit for text in texts):
+            raise UpstreamError(
+                FailureKind.MALFORMED,
+                "The model server sent a part of the answer larger than chatapp accepts "
+                f"(over {limit:,} characters at once).",
+            )
 
 
 def _usage(raw: Any) -> Usage:

@@ -14,7 +14,9 @@ again would make the model run again, and keep the person waiting for up to
 
 Closing a stream shuts the upstream connection, which ends a read that is
 blocked in another greenlet at once; the upstream sees its connection close.
-An answer read to its end leaves the connection in the SDK's pool for reuse.
+An answer read to its end leaves the connection in the SDK's pool for reuse;
+one whose body cannot be used (malformed, over a limit) is closed as soon as
+the decoder says so, not when the relay has written the error.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import httpx2
 import openai
 
 from .base import BackendEvent, ChatRequest, FailureKind, UpstreamError
-from .completion_events import CompletionEventDecoder
+from .completion_events import MAX_DELTA_CHARS, CompletionEventDecoder
 from .openai_errors import upstream_error
+from .sse_lines import MAX_LINE_BYTES
 from .upstream_body import UpstreamBody, take_body
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ class OpenAIOptions:
     connect_timeout_s: float = 10.0
     idle_s: float = 60.0  # the longest silence, for the headers and then between reads
     max_retries: int = 2
+    max_line_bytes: int = MAX_LINE_BYTES  # one line of the upstream's stream
+    max_delta_chars: int = MAX_DELTA_CHARS  # one text or reasoning delta
 
 
 class OpenAIBackend:
@@ -125,7 +130,8 @@ class OpenAIStream:
         self._body: UpstreamBody | None = None
         # The SDK's response context, entered by open() and left by _end().
         self._response_scope: contextlib.ExitStack | None = None
-        self._decoder = CompletionEventDecoder()
+        options = backend.options
+        self._decoder = CompletionEventDecoder(options.max_line_bytes, options.max_delta_chars)
         self._idle_until = 0.0
         self._closed = False
 
@@ -146,7 +152,11 @@ class OpenAIStream:
     def read(self, timeout: float | None) -> list[BackendEvent]:
         if self._closed:
             return []
-        self._decoder.check()  # an error that came after the events the last read returned
+        try:
+            self._decoder.check()  # an error that came after the events the last read returned
+        except UpstreamError as exc:
+            self._stop_reading(exc)
+            raise
         body = self._body
         if body is None:  # not open yet, or read to its end
             return []
@@ -168,10 +178,20 @@ class OpenAIStream:
             self._end(read_to_end=False)
             raise self._broken(exc) from None
         self._idle_until = time.monotonic() + self._idle_s
-        if body.finished:
-            self._end(read_to_end=True)
-            return self._decoder.feed(data, last=True)
-        return self._decoder.feed(data) if data else []
+        try:
+            if body.finished:
+                self._end(read_to_end=True)
+                return self._decoder.feed(data, last=True)
+            events = self._decoder.feed(data) if data else []
+        except UpstreamError as exc:
+            self._stop_reading(exc)
+            raise
+        if not events:
+            # Under gevent a read that finds data waiting does not switch greenlets: a body that
+            # keeps coming without completing an event (a line without end) would hold the worker
+            # until the line limit. time.sleep(0), gevent's once patched, lets the others run.
+            time.sleep(0)
+        return events
 
     def close(self) -> None:
         self._closed = True
@@ -189,6 +209,13 @@ class OpenAIStream:
                 body.abort()
         if scope is not None:
             scope.close()
+
+    def _stop_reading(self, exc: UpstreamError) -> None:
+        """The rest of the body is of no use: close it now, so that an upstream sending without
+        end stops (the relay writes the error to a client that may be slow to take it)."""
+        self._end(read_to_end=False)
+        if exc.kind is FailureKind.MALFORMED:
+            log.warning("upstream stream unreadable: %s", exc.message)
 
     def _silent(self) -> UpstreamError:
         return UpstreamError(

@@ -12,6 +12,10 @@ from __future__ import annotations
 import re
 
 MAX_LINE = 4096  # a chunk-size or trailer line longer than this is not HTTP
+# The body bytes kept for `completion` (from what the other parser holds to the next chunk
+# boundary) are a few hundred as servers chunk a stream: past this, the decoder keeps none and
+# the connection is closed at the end rather than reused, instead of holding a huge chunk.
+MAX_RECORD = 64 * 1024
 LAST_CHUNK = b"0\r\n\r\n"
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
 
@@ -48,6 +52,8 @@ class ChunkedTransferDecoder:
         """The decoded data in `data` (and in what came before it), as far as it is complete."""
         if self._record is not None:
             self._record += data[max(0, self._parser_has - self._fed) :]
+            if len(self._record) > MAX_RECORD:
+                self._record = None
         self._fed += len(data)
         buf = self._buf + data if self._buf else data
         out: list[bytes] = []
@@ -91,7 +97,9 @@ class ChunkedTransferDecoder:
 
     def completion(self) -> bytes:
         """What to hand the parser that holds the first `parser_has` bytes, once `finished`,
-        for it to reach the end of the message too (and no further)."""
+        for it to reach the end of the message too (and no further). Nothing when the decoder
+        gave up keeping it (a chunk over MAX_RECORD): that parser does not reach the end then,
+        and the connection is closed rather than reused."""
         return self._completion
 
     def _boundary(self, at: int) -> None:

@@ -57,6 +57,9 @@ DEFAULT_TOKENS = (
 # Longest a silent upstream stays silent before giving up on its own.
 SILENCE_CAP_S = 120.0
 
+# A long delta is made as it is written, this much at a time (never held whole in the tests' process).
+LONG_DELTA_PIECE = b"x" * (64 * 1024)
+
 
 @dataclass
 class Behaviour:
@@ -88,6 +91,11 @@ class Behaviour:
     gzip: bool = False
     # The model the chunks say answered, when not the one asked for (llama.cpp's server names its own).
     served_model: str | None = None
+    # After the role chunk, one content delta of this many characters ("x"), made as it is written,
+    # 64 KiB a write (then the tokens as usual); with `delta_never_ends`, its JSON and its line never
+    # close: a line without end, cut off there if the client has not hung up by then.
+    long_delta_chars: int | None = None
+    delta_never_ends: bool = False
 
     @property
     def text(self) -> str:
@@ -103,6 +111,7 @@ class RequestRecord:
     opened_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
     outcome: str | None = None  # "completed", "client_closed", "dropped", "status"
+    sent_bytes: int = 0  # of the body, as written before any framing or compression
     ended: threading.Event = field(default_factory=threading.Event)
 
     def end(self, outcome: str) -> None:
@@ -212,6 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     _chunked = True
     _gzip: zlib._Compress | None = None
+    _record: RequestRecord | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -236,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(body.get("model", ""))
         behaviour = self.upstream.behaviour(model)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        record = self.upstream.record(model, body, headers, peer=self.client_address)
+        record = self._record = self.upstream.record(model, body, headers, peer=self.client_address)
         try:
             self._answer(behaviour, body, record)
         except ClientGone:
@@ -283,6 +293,11 @@ class _Handler(BaseHTTPRequestHandler):
         chunks = CompletionChunks(b.served_model or str(body.get("model", "")))
         self._event(b, chunks.role())
         self._wait(b.first_token_delay_s)
+        if b.long_delta_chars is not None:
+            self._long_delta(b.long_delta_chars, ends=not b.delta_never_ends)
+            if b.delta_never_ends:
+                self._end_body(record)
+                return
         for text in b.reasoning:
             self._event(b, chunks.reasoning(text))
             self._wait(b.token_interval_s)
@@ -314,6 +329,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._write(frame)
 
+    def _long_delta(self, chars: int, *, ends: bool) -> None:
+        self._write(b'data: {"choices": [{"index": 0, "delta": {"content": "')
+        for start in range(0, chars, len(LONG_DELTA_PIECE)):
+            left = chars - start
+            self._write(LONG_DELTA_PIECE if left >= len(LONG_DELTA_PIECE) else LONG_DELTA_PIECE[:left])
+        if ends:
+            self._write(b'"}, "finish_reason": null}]}\n\n')
+
     def _write_pieces(self, frame: bytes, cuts: list[int]) -> None:
         start = 0
         for cut in [*cuts, len(frame)]:
@@ -324,6 +347,8 @@ class _Handler(BaseHTTPRequestHandler):
                 start = cut
 
     def _write(self, data: bytes, *, last: bool = False) -> None:
+        if self._record is not None:
+            self._record.sent_bytes += len(data)
         if self._gzip:
             data = self._gzip.compress(data) + self._gzip.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
         try:

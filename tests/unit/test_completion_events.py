@@ -160,3 +160,49 @@ def test_no_served_model_when_the_chunks_name_none():
     decoder = CompletionEventDecoder()
     decoder.feed(f"{chunk({'content': 'a'}, 'stop')}\n\ndata: [DONE]\n\n".encode())
     assert decoder.served_model is None
+
+
+def test_a_line_over_the_limit_is_upstream_malformed():
+    decoder = CompletionEventDecoder(max_line_bytes=4096)
+    with pytest.raises(UpstreamError) as caught:
+        decoder.feed(b'data: {"choices": [{"delta": {"content": "' + b"x" * 5000)
+    assert caught.value.kind is FailureKind.MALFORMED
+    assert "4,096 bytes" in caught.value.message
+
+
+def test_events_before_an_over_long_line_in_the_same_read_are_kept():
+    decoder = CompletionEventDecoder(max_line_bytes=4096)
+    body = f"{chunk({'content': 'kept'})}\n\n{chunk({'content': 'x' * 5000})}\n\n".encode()
+    assert decoder.feed(body) == [TextDelta("kept")]
+    with pytest.raises(UpstreamError) as caught:
+        decoder.check()
+    assert caught.value.kind is FailureKind.MALFORMED
+
+
+def test_a_malformed_chunk_before_an_over_long_line_is_the_error_reported():
+    decoder = CompletionEventDecoder(max_line_bytes=4096)
+    with pytest.raises(UpstreamError) as caught:
+        decoder.feed(b"data: {not json\n\ndata: " + b"x" * 5000)
+    assert "could not read" in caught.value.message
+
+
+@pytest.mark.parametrize("field", ["content", "reasoning_content", "reasoning"])
+def test_a_delta_over_the_limit_is_upstream_malformed(field):
+    decoder = CompletionEventDecoder(max_delta_chars=1000)
+    with pytest.raises(UpstreamError) as caught:
+        decoder.feed(f"{chunk({field: 'x' * 1001})}\n\n".encode())
+    assert caught.value.kind is FailureKind.MALFORMED
+    assert "1,000 characters" in caught.value.message
+
+
+@pytest.mark.parametrize("text", ["x" * 1000, "é" * 1000, "🚀" * 1000], ids=["ascii", "latin", "emoji"])
+def test_a_delta_at_the_limit_is_relayed_however_many_bytes_it_takes(text):
+    """Characters, not bytes: JSON escapes (json.dumps writes é as \\u00e9, 🚀 as two) do not count."""
+    decoder = CompletionEventDecoder(max_delta_chars=1000)
+    assert decoder.feed(f"{chunk({'content': text})}\n\n".encode()) == [TextDelta(text)]
+
+
+def test_a_large_payload_with_small_deltas_is_not_a_large_delta():
+    decoder = CompletionEventDecoder(max_delta_chars=1000)
+    body = f"{chunk({'content': 'a'}, system_fingerprint='f' * 5000)}\n\n".encode()
+    assert decoder.feed(body) == [TextDelta("a")]

@@ -44,6 +44,13 @@ def test_models_list_gives_the_default_model():
         ({"CHATAPP_RATELIMIT_STORAGE_URI": "ftp://x"}, "CHATAPP_RATELIMIT_STORAGE_URI must be"),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL must be"),
         ({"CHATAPP_CHECKPOINT_S": "0"}, "CHATAPP_CHECKPOINT_S must be greater than 0"),
+        ({"CHATAPP_MAX_UPSTREAM_LINE_BYTES": "4MiB"}, "CHATAPP_MAX_UPSTREAM_LINE_BYTES must be a int"),
+        (
+            {"CHATAPP_MAX_UPSTREAM_LINE_BYTES": "1000"},
+            "CHATAPP_MAX_UPSTREAM_LINE_BYTES must be at least 4096",
+        ),
+        ({"CHATAPP_MAX_DELTA_CHARS": "-1"}, "CHATAPP_MAX_DELTA_CHARS must be greater than 0"),
+        ({"CHATAPP_MAX_DELTA_CHARS": "100"}, "CHATAPP_MAX_DELTA_CHARS must be at least 1024"),
     ],
 )
 def test_bad_values_stop_start_up_naming_the_variable(env, message):
@@ -62,6 +69,15 @@ def test_a_database_password_is_not_in_the_settings_repr_nor_in_the_error():
 @pytest.mark.parametrize("value", ["30/minute", "10/minute;200/day", ""])
 def test_rate_limits_in_flask_limiter_notation_are_accepted(value):
     assert Settings.from_env({"CHATAPP_RATE_LIMIT": value}).rate_limit == value
+
+
+def test_the_upstream_limits_default_to_4_mib_lines_and_1m_character_deltas():
+    settings = Settings.from_env({})
+    assert (settings.max_upstream_line_bytes, settings.max_delta_chars) == (4 * 1024 * 1024, 1024 * 1024)
+    custom = Settings.from_env(
+        {"CHATAPP_MAX_UPSTREAM_LINE_BYTES": "65536", "CHATAPP_MAX_DELTA_CHARS": "2048"}
+    )
+    assert (custom.max_upstream_line_bytes, custom.max_delta_chars) == (65536, 2048)
 
 
 def test_zero_retries_is_allowed():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatapp.llm.transfer_decoding import LAST_CHUNK, ChunkedTransferDecoder, ProtocolError
+from chatapp.llm.transfer_decoding import LAST_CHUNK, MAX_RECORD, ChunkedTransferDecoder, ProtocolError
 
 
 def chunked(*pieces: bytes, trailers: bytes = b"") -> bytes:
@@ -73,3 +73,15 @@ def test_the_completion_is_the_last_chunk_when_the_parser_holds_whole_chunks():
     decoder.feed(first)
     decoder.feed(chunked(b"world"))
     assert decoder.completion() == LAST_CHUNK
+
+
+def test_a_huge_first_chunk_is_not_kept_for_the_completion():
+    """The bytes kept for the other parser run to the next chunk boundary: a 1 MB chunk would be held
+    whole, so past MAX_RECORD the decoder keeps none, and the connection is closed instead of reused."""
+    big = b"x" * (MAX_RECORD * 16)
+    body = chunked(big, b"y")
+    decoder = ChunkedTransferDecoder(parser_has=10)
+    data = b"".join(decoder.feed(body[i : i + 4096]) for i in range(0, len(body), 4096))
+    assert data == big + b"y"
+    assert decoder.finished
+    assert decoder.completion() == b""
