@@ -61,6 +61,7 @@ class LogMirror:
         self._redis = redis
         self._hot_for_s = heartbeat_s * 2 + 1  # a follower says so once per heartbeat
         self._hot_until: dict[str, float] = {}
+        self._urgent: set[str] = set()
         self._next_cold_flush = 0.0
         self._retention_s = retention_s
         self._retention_ms = int(retention_s * 1000)
@@ -81,45 +82,57 @@ class LogMirror:
             self._thread.start()
 
     def changed(self, answer_log: AnswerLog) -> None:
-        self._dirty.add(answer_log.stream_id)
-        self._wake.set()
+        """Called per chunk appended (the per-token path): a set insertion, and a wake-up only for
+        an answer that must go out soon (it ended, or a reader elsewhere follows it)."""
+        stream_id = answer_log.stream_id
+        self._dirty.add(stream_id)
+        if answer_log.ended_at is not None or stream_id in self._hot_until:
+            self._urgent.add(stream_id)
+            self._wake.set()
 
     def followed(self, stream_id: str) -> None:
         """A reader in another process follows `stream_id`: send it at once, and often."""
         if stream_id in self._logs:
             self._hot_until[stream_id] = time.monotonic() + self._hot_for_s
             self._dirty.add(stream_id)
+            self._urgent.add(stream_id)
             self._wake.set()
 
     def resend_all(self) -> None:
         """Redis may have lost everything (a restart without persistence): send every log whole."""
         self._resend |= set(self._logs)
         self._dirty |= set(self._logs)
+        self._urgent |= set(self._logs)
         self._wake.set()
 
     def _run(self) -> None:
         while True:
-            self._wake.wait()
-            time.sleep(HOT_FLUSH_S)  # gather what the other answers append meanwhile
+            # Sleep until an answer must go out now, or the next cold flush if any is waiting.
+            cold_in = max(self._next_cold_flush - time.monotonic(), 0) if self._dirty else COLD_FLUSH_S
+            self._wake.wait(cold_in)
             self._wake.clear()
+            time.sleep(HOT_FLUSH_S)  # gather what the other answers append meanwhile
             try:
                 self.flush(self._due(time.monotonic()))
             except RedisError as exc:
                 self._failed(exc)
                 time.sleep(0.5)
-            if self._dirty:
-                self._wake.set()  # what was not due yet (or failed: it is sent again whole)
+                self._wake.set()  # they are sent again whole
 
     def _due(self, now: float) -> set[str]:
-        """The answers to send now: all of them every COLD_FLUSH_S, else the followed and ended."""
+        """The answers to send now: all of them every COLD_FLUSH_S, else the urgent ones (ended,
+        or followed elsewhere)."""
+        for stream_id, until in list(self._hot_until.items()):
+            if until <= now:
+                del self._hot_until[stream_id]
+            elif stream_id in self._dirty:
+                self._urgent.add(stream_id)
         if now >= self._next_cold_flush:
             self._next_cold_flush = now + COLD_FLUSH_S
-            return set(self._dirty)
-        due = set()
-        for stream_id in self._dirty:
-            answer_log = self._logs.get(stream_id)
-            if answer_log is None or answer_log.ended or self._hot_until.get(stream_id, 0.0) > now:
-                due.add(stream_id)
+            due = set(self._dirty)
+        else:
+            due = self._urgent & self._dirty
+        self._urgent -= due
         return due
 
     def flush(self, due: set[str] | None = None) -> None:
@@ -157,6 +170,7 @@ class LogMirror:
             pipe.execute()
         except RedisError:
             self._dirty |= dirty
+            self._urgent |= dirty
             self._resend |= set(self._logs)
             raise
         for stream_id, last, ended in sent:
@@ -175,6 +189,7 @@ class LogMirror:
                 del self._logs[stream_id], self._sent[stream_id]
                 self._hot_until.pop(stream_id, None)
                 self._dirty.discard(stream_id)
+                self._urgent.discard(stream_id)
                 self._resend.discard(stream_id)
 
     def _failed(self, exc: RedisError) -> None:
