@@ -208,9 +208,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="small and quick: proves it runs")
     parser.add_argument("--only", choices=("cpu", "stop"), help="run one part")
+    parser.add_argument("--rounds", type=int, default=5, help="CPU rounds of each kind")
     args = parser.parse_args()
     if args.only != "stop":
-        cpu_rounds(n=5, rounds=1, tokens=40) if args.smoke else cpu_rounds(n=100, rounds=3, tokens=200)
+        if args.smoke:
+            cpu_rounds(n=5, rounds=1, tokens=40)
+        else:
+            cpu_rounds(n=100, rounds=args.rounds, tokens=200)
     if args.only != "cpu":
         if args.smoke:
             stop_and_replay(stops=5, background=5, replays=3)
