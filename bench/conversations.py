@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 from bench.client import CHATAPP_END, CHATAPP_TOKEN, chat_request, open_stream
 from bench.processes import BenchUpstream, chatapp_server, process_cpu_seconds
@@ -34,7 +35,8 @@ class Round:
     errors: int
 
 
-def _json(method: str, url: str, body: object = None) -> object:
+def json_request(method: str, url: str, body: object = None) -> Any:
+    """A JSON request to chatapp's API; its JSON answer (None when empty)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
         url, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -64,7 +66,9 @@ def run_round(server_url: str, port: int, pids: list[int], kind: str, n: int, mo
         ]
         requests = [chat_request("127.0.0.1", port, "/api/chat", b) for b in bodies]
     else:
-        ids = [_json("POST", f"{server_url}/api/conversations", {"model": model})["id"] for _ in range(n)]  # type: ignore[index]
+        ids = [
+            json_request("POST", f"{server_url}/api/conversations", {"model": model})["id"] for _ in range(n)
+        ]
         requests = [
             chat_request("127.0.0.1", port, f"/api/conversations/{cid}/messages", {"content": f"stream {i}"})
             for i, cid in enumerate(ids)
@@ -77,7 +81,7 @@ def run_round(server_url: str, port: int, pids: list[int], kind: str, n: int, mo
 
 def page_render_ms(server_url: str, model: str, messages: int, repeat: int) -> dict[str, float]:
     """Median and p95 of serving a conversation of `messages` messages, as a page and as JSON."""
-    cid = _json("POST", f"{server_url}/api/conversations", {"model": model})["id"]  # type: ignore[index]
+    cid = json_request("POST", f"{server_url}/api/conversations", {"model": model})["id"]
     for i in range(messages // 2):
         request = urllib.request.Request(
             f"{server_url}/api/conversations/{cid}/messages",

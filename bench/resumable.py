@@ -29,22 +29,12 @@ import urllib.error
 import urllib.request
 
 from bench.client import CHATAPP_END, CHATAPP_TOKEN, StreamProtocol, chat_request, open_stream
-from bench.conversations import Round, run_round
+from bench.conversations import Round, json_request, run_round
 from bench.processes import BenchUpstream, chatapp_server, process_cpu_seconds
 from bench.stats import percentile
 from harness.redis import RedisServer
 
 TRICKLE = "bench-ttft0-tps20-len100000"
-
-
-def _json(method: str, url: str, body: object = None) -> dict:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        raw = response.read()
-    return json.loads(raw) if raw else {}
 
 
 def _upstream_closes(upstream: BenchUpstream) -> dict[str, float]:
@@ -135,7 +125,7 @@ def stop_and_replay(stops: int, background: int, replays: int) -> None:
         with chatapp_server(upstream, **env) as a, chatapp_server(upstream, **env) as b:
             loop = asyncio.new_event_loop()
             held = loop.run_until_complete(_hold_streams(a.port, background))
-            conversation = _json("POST", f"{a.url}/api/conversations", {"model": TRICKLE})["id"]
+            conversation = json_request("POST", f"{a.url}/api/conversations", {"model": TRICKLE})["id"]
             latencies: list[float] = []
             for i in range(stops):
                 tag = f"stop-{time.monotonic_ns()}-{i}"
@@ -163,7 +153,7 @@ def stop_and_replay(stops: int, background: int, replays: int) -> None:
 
             # 2000 events: start, 1997 tokens, usage, done.
             model = "bench-ttft0-tps1000-len1997"
-            conversation = _json("POST", f"{a.url}/api/conversations", {"model": model})["id"]
+            conversation = json_request("POST", f"{a.url}/api/conversations", {"model": model})["id"]
             connection, stream_id = _start_answer(a.port, conversation, "replay")
             connection.close()  # the answer goes on without it
             _wait_for_end(a.url, stream_id)

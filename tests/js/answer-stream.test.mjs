@@ -5,13 +5,12 @@ import { afterEach, describe, it } from "node:test";
 
 import { AnswerStream, retryDelayMs } from "../../static/js/answer-stream.js";
 import { RequestError } from "../../static/js/chat-stream.js";
+import { START, done, sleep, start, stream, token } from "./scripted-fetch.mjs";
 
 const realFetch = globalThis.fetch;
 afterEach(() => {
   globalThis.fetch = realFetch;
 });
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Answer each fetch with the next of `answers`, each `(signal) => Response`; the calls are recorded
@@ -29,35 +28,6 @@ function serve(answers) {
   return calls;
 }
 
-/**
- * A 200 `text/event-stream` answer whose body follows these steps: text is sent; a number waits that
- * many ms; "drop" breaks the connection; "hang" sends nothing more until the fetch is aborted.
- * The body ends after the last step. Aborting the fetch errors the body, as a browser's does.
- */
-function stream(steps) {
-  return (signal) => {
-    const encoder = new TextEncoder();
-    const aborted = new Promise((resolve) => signal?.addEventListener("abort", resolve, { once: true }));
-    const body = new ReadableStream({
-      async start(controller) {
-        signal?.addEventListener("abort", () => controller.error(new DOMException("aborted", "AbortError")), {
-          once: true,
-        });
-        for (const step of steps) {
-          if (signal?.aborted) return;
-          if (typeof step === "number") await Promise.race([sleep(step), aborted]);
-          // Erroring a stream discards what is queued: the reader gets what was sent first.
-          else if (step === "drop") return void (await sleep(10), controller.error(new TypeError("network error")));
-          else if (step === "hang") return void (await aborted);
-          else controller.enqueue(encoder.encode(step));
-        }
-        if (!signal?.aborted) controller.close();
-      },
-    });
-    return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
-  };
-}
-
 /** @param {number} status */
 function refuse(status, code) {
   return () => Response.json({ error: { code, message: `${code}.` } }, { status });
@@ -67,15 +37,6 @@ function failToConnect() {
   return () => Promise.reject(new TypeError("Failed to fetch"));
 }
 
-const START = { stream_id: "s1", model: "m", conversation_id: "c1", user_message_id: "u1", message_id: "a1" };
-
-/** The frame of event `sequence` of stream s1. */
-function event(sequence, name, data) {
-  return `id: s1:${sequence}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
-}
-const start = () => event(1, "start", START);
-const token = (sequence, text) => event(sequence, "token", { text });
-const done = (sequence, reason = "stop") => event(sequence, "done", { finish_reason: reason });
 
 /** Handlers that record what they are given; `text` joins the tokens. */
 function recorder() {

@@ -7,13 +7,12 @@ import { afterEach, describe, it } from "node:test";
 import { Answers } from "../../static/js/answers.js";
 import { ConversationsApi } from "../../static/js/api.js";
 import { RequestError } from "../../static/js/chat-stream.js";
+import { done, sleep, start, stream, token } from "./scripted-fetch.mjs";
 
 const realFetch = globalThis.fetch;
 afterEach(() => {
   globalThis.fetch = realFetch;
 });
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A promise with its resolve, to script when the server does something. */
 function gate() {
@@ -40,40 +39,8 @@ function serve(routes) {
   return calls;
 }
 
-/**
- * A 200 `text/event-stream` whose body follows these steps: text is sent; a promise is waited for;
- * "drop" breaks the connection; "hang" sends nothing more until the fetch is aborted.
- */
-function stream(steps) {
-  return (signal) => {
-    const encoder = new TextEncoder();
-    const aborted = new Promise((resolve) => signal?.addEventListener("abort", resolve, { once: true }));
-    const body = new ReadableStream({
-      async start(controller) {
-        signal?.addEventListener("abort", () => controller.error(new DOMException("aborted", "AbortError")), {
-          once: true,
-        });
-        for (const step of steps) {
-          if (signal?.aborted) return;
-          if (step instanceof Promise) await Promise.race([step, aborted]);
-          else if (step === "drop") return void (await sleep(10), controller.error(new TypeError("network error")));
-          else if (step === "hang") return void (await aborted);
-          else controller.enqueue(encoder.encode(step));
-        }
-        if (!signal?.aborted) controller.close();
-      },
-    });
-    return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
-  };
-}
-
 const failToConnect = () => Promise.reject(new TypeError("Failed to fetch"));
 
-const START = { stream_id: "s1", model: "m", conversation_id: "c1", user_message_id: "u1", message_id: "a1" };
-const event = (sequence, name, data) => `id: s1:${sequence}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
-const start = () => event(1, "start", START);
-const token = (sequence, text) => event(sequence, "token", { text });
-const done = (sequence, reason) => event(sequence, "done", { finish_reason: reason });
 
 /** Answers the stop endpoint with this status, opening `arrived` when it is called. */
 function stopAnswer(status, arrived = gate()) {
