@@ -14,6 +14,8 @@ import time
 
 from dotenv import find_dotenv, load_dotenv
 
+from serving.limits import ConnectionLimits
+
 
 def _whole_number(name, default, minimum=1):
     """An integer setting from the environment; a bad value stops start-up naming the variable,
@@ -30,6 +32,20 @@ def _whole_number(name, default, minimum=1):
     return value
 
 
+def _seconds(name, default):
+    """A positive number of seconds from the environment (a bad value stops start-up)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise SystemExit(f"{name} must be a number of seconds greater than 0, got {raw!r}")
+    return value
+
+
 # Loopback by default: exposing the app is the operator's decision. PORT follows the
 # convention of platforms that set it (listen on every interface).
 bind = os.environ.get("CHATAPP_BIND") or (
@@ -37,8 +53,9 @@ bind = os.environ.get("CHATAPP_BIND") or (
 )
 
 # gevent: each stream is a greenlet that mostly waits on sockets, so one worker holds
-# thousands of them; a sync worker would be tied up by a single answer.
-worker_class = "gevent"
+# thousands of them; a sync worker would be tied up by a single answer. chatapp's subclass of
+# gunicorn's gevent worker bounds what a client can hold before its answer starts (serving/).
+worker_class = "serving.worker.ChatappWorker"
 
 # The settings chatapp reads from a .env file count here too (the app loads it the same way).
 load_dotenv(find_dotenv(usecwd=True), override=False)
@@ -64,7 +81,24 @@ graceful_timeout = _whole_number("GUNICORN_GRACEFUL_TIMEOUT", 30, minimum=0)
 
 # How long an idle keep-alive connection is held. Longer than nginx's keepalive_timeout
 # (60 s), so that behind nginx it is nginx that closes first and never reuses a dead socket.
-keepalive = _whole_number("GUNICORN_KEEPALIVE", 75, minimum=0)
+# At least 1: gunicorn times the wait for a request (and so the header timeout) only with it on.
+keepalive = _whole_number("GUNICORN_KEEPALIVE", 75)
+
+# What a client may hold before its answer starts (serving/limits.py says why each exists).
+# Behind proxies (CHATAPP_TRUSTED_PROXIES) every connection comes from a proxy, which limits
+# its own clients (deploy/nginx.conf): no per-address cap unless one is set.
+_behind_proxies = _whole_number("CHATAPP_TRUSTED_PROXIES", 0, minimum=0) > 0
+try:
+    connection_limits = ConnectionLimits(
+        header_timeout_s=_seconds("CHATAPP_HEADER_TIMEOUT_S", 10.0),
+        body_idle_s=_seconds("CHATAPP_BODY_IDLE_S", 5.0),
+        body_timeout_s=_seconds("CHATAPP_BODY_TIMEOUT_S", 60.0),
+        max_waiting_per_client=_whole_number(
+            "CHATAPP_MAX_WAITING_CONNECTIONS_PER_CLIENT", 0 if _behind_proxies else 32, minimum=0
+        ),
+    )
+except ValueError as error:
+    raise SystemExit(str(error)) from None
 
 # Never preload: the app imports the openai SDK, which imports ssl and builds an SSL
 # context. Done in the master, before gevent patches the worker after fork, that context
@@ -85,7 +119,10 @@ control_socket_disable = True
 
 def on_starting(server):
     """Refuse several workers without Redis (from WEB_CONCURRENCY or --workers alike): a Stop or a
-    reattach that reached the wrong worker would not find its stream."""
+    reattach that reached the wrong worker would not find its stream. Refuse keep-alive off
+    (--keep-alive 0): gunicorn would then wait for a request's headers with no timeout."""
+    if server.cfg.keepalive < 1:
+        raise SystemExit("keep-alive must be at least 1 second (GUNICORN_KEEPALIVE)")
     if server.cfg.workers > 1 and not _shared_state:
         raise SystemExit(
             f"{server.cfg.workers} workers need CHATAPP_REDIS_URL, through which they share running "
@@ -101,6 +138,7 @@ def post_worker_init(worker):
 
     from chatapp.state import app_state
 
+    worker.limits = connection_limits
     state = app_state(worker.wsgi)
     # Open (and migrate) the conversation store now, not on the first request that needs it, and
     # mark answers a dead worker left `streaming` as interrupted.

@@ -45,6 +45,8 @@ def error_response(status: int, code: str, message: str) -> tuple[Response, int]
 _HTTP_CODES = {
     404: (ErrorCode.NOT_FOUND, "No such endpoint."),
     405: (ErrorCode.METHOD_NOT_ALLOWED, "This endpoint does not accept that HTTP method."),
+    # chatapp's gunicorn worker raises it for a body that stopped arriving (serving/body_clock.py).
+    408: (ErrorCode.REQUEST_TIMEOUT, "The request body did not arrive in time. Send it again."),
     413: (ErrorCode.BODY_TOO_LARGE, "The request body is too large."),
     415: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Send the body as Content-Type: application/json."),
     429: (ErrorCode.RATE_LIMITED, "Too many requests in a short time. Wait a moment, then try again."),

@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     INVALID_BODY = "invalid_body"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     BODY_TOO_LARGE = "body_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
     MISSING_MESSAGES = "missing_messages"
     INVALID_MESSAGE = "invalid_message"
     INVALID_ROLE = "invalid_role"

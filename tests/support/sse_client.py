@@ -132,13 +132,17 @@ def post_chat(
     stop_when: Callable[[StreamResult], bool] | None = None,
     hang_up_when: Callable[[], bool] | None = None,
     path: str = "/api/chat",
+    source_address: str | None = None,
 ) -> StreamResult:
     """POST to `path` (an endpoint that streams an answer) and read the whole answer, or hang up
     early: when `stop_when(result)` says so after a read, or when `hang_up_when()` turns true
-    (polled, for silent streams)."""
+    (polled, for silent streams). `source_address`: the local address to connect from (another
+    loopback address is another client)."""
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"Content-Type": "application/json", **(headers or {})}
-    return _exchange(base_url, "POST", path, payload, headers, timeout, stop_when, hang_up_when)
+    return _exchange(
+        base_url, "POST", path, payload, headers, timeout, stop_when, hang_up_when, source_address
+    )
 
 
 def follow_stream(
@@ -169,9 +173,11 @@ def _exchange(
     timeout: float,
     stop_when: Callable[[StreamResult], bool] | None,
     hang_up_when: Callable[[], bool] | None,
+    source_address: str | None = None,
 ) -> StreamResult:
     host, port = base_url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    source = (source_address, 0) if source_address else None
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout, source_address=source)
     opened = time.monotonic()
     conn.request(method, path, body=payload, headers=headers)
     sock = conn.sock
