@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import sse
+from .delivery import DeliveryWatch
 from .greenlets import ReadWake, current_greenlet, interrupt, wake_read, watch_for_disconnect
 from .llm.base import (
     BackendEvent,
@@ -133,6 +134,7 @@ class Relay:
         self._opener: Any | None = None
         self._opened = threading.Event()
         self._writing_since: float | None = None
+        self._delivery = DeliveryWatch(client_socket)
         self._done_sent = False
         # While the relay waits in a read with no timeout: when the sweeper should wake it.
         self._wake_at: float | None = None
@@ -358,8 +360,13 @@ class Relay:
         self._opened.set()  # wakes a relay waiting for the helper
 
     def write_stalled_s(self, now: float) -> float:
+        """How long the write in progress has gone without the client taking a byte."""
         since = self._writing_since
-        return 0.0 if since is None else now - since
+        if since is None:
+            return 0.0
+        if self._delivery.took_bytes():
+            self._writing_since = since = now
+        return now - since
 
     def adopt(self) -> None:
         """Go on in the calling greenlet: a resumable answer whose client left is taken over by

@@ -193,8 +193,8 @@ class StreamRegistry:
         return gevent_patched()
 
     def _sweep(self) -> None:
-        """Hang up on clients whose socket accepted nothing for the write timeout; wake relays
-        whose heartbeat or deadline is due."""
+        """Hang up on clients that have taken no byte for the write timeout (delivery.py: a slow
+        reader is not cut); wake relays whose heartbeat or deadline is due."""
         interval = min(self._tick_s, self._write_timeout_s / 4)
         while True:
             time.sleep(interval)

@@ -11,6 +11,7 @@ from typing import Any, cast
 from flask import Response, current_app, request
 
 from ..answer_jobs import AnswerJob
+from ..delivery import DeliveryWatch
 from ..errors import ApiError
 from ..llm.base import ChatRequest
 from ..protocol import ErrorCode
@@ -124,6 +125,7 @@ class _Reader:
         self._registry = registry
         self._socket = sock
         self._writing_since: float | None = None
+        self._delivery = DeliveryWatch(sock)
 
     def body(self) -> Iterator[bytes]:
         self._registry.add_reader(self)
@@ -140,7 +142,11 @@ class _Reader:
 
     def write_stalled_s(self, now: float) -> float:
         since = self._writing_since
-        return 0.0 if since is None else now - since
+        if since is None:
+            return 0.0
+        if self._delivery.took_bytes():
+            self._writing_since = since = now
+        return now - since
 
     def hang_up(self) -> None:
         if self._socket is not None:
