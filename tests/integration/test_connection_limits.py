@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.abusers import KINDS, Abusers, Kind
 from harness.gunicorn import GunicornServer
 from tests.conftest import ChatappServers
-from tests.support.abusers import KINDS, Abusers, Kind
 from tests.support.fake_upstream import Behaviour, FakeUpstream
 from tests.support.sse_client import ask, post_chat
 from tests.support.waiting import wait_until
