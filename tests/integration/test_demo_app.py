@@ -49,7 +49,13 @@ def test_health_check(demo_app):
         ("GUNICORN_TIMEOUT", "soon"),
         ("GUNICORN_GRACEFUL_TIMEOUT", "-1"),
         ("GUNICORN_KEEPALIVE", "x"),
+        ("GUNICORN_KEEPALIVE", "0"),
         ("GUNICORN_LOGLEVEL", "loud"),
+        ("CHATAPP_HEADER_TIMEOUT_S", "0"),
+        ("CHATAPP_BODY_IDLE_S", "soon"),
+        ("CHATAPP_BODY_TIMEOUT_S", "-5"),
+        ("CHATAPP_BODY_IDLE_S", "90"),  # longer than the whole body's 60 s
+        ("CHATAPP_MAX_WAITING_CONNECTIONS_PER_CLIENT", "-1"),
         ("CHATAPP_LOG_LEVEL", "loud"),
     ],
 )
