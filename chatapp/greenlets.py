@@ -5,13 +5,16 @@ cooperative. These helpers let one greenlet act on another: end a helper that
 waits for an upstream's headers (`interrupt`), end a read that has no timeout
 when its heartbeat is due (`wake_read`, `ReadWake`), and notice at once that a
 client closed its connection while nothing is being written to it
-(`watch_for_disconnect`). Outside gevent (`flask run`, threads) they do nothing,
-and streams notice a gone client on their next write or heartbeat instead.
+(`watch_for_disconnect`), and cut a client that stopped reading (`hang_up`).
+Outside gevent (`flask run`, threads) they do nothing, and streams notice a gone
+client on their next write or heartbeat instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -91,3 +94,19 @@ def _wait_for_eof(client: socket.socket, on_disconnect: Callable[[], None]) -> N
     # Data instead of EOF (a pipelined request) tells nothing; the next write will.
     if closed:
         on_disconnect()
+
+
+def hang_up(sock: socket.socket) -> None:
+    """Shut a client's connection down under the greenlet that is blocked writing to it, which
+    then fails as on any closed connection (EPIPE), and gunicorn closes it quietly.
+
+    Not with the socket's own `shutdown()`: gevent's cancels the waiting greenlet's wait with
+    EBADF ("File descriptor was closed in another greenlet"), which gunicorn logs as an error
+    with a traceback. A duplicate descriptor shuts the same connection down without that.
+    """
+    try:
+        duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+    except OSError:
+        return  # already closed
+    with duplicate, contextlib.suppress(OSError):
+        duplicate.shutdown(socket.SHUT_RDWR)

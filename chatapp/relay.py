@@ -27,7 +27,6 @@ waiting for the upstream's headers), and a client that is still there gets
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
@@ -38,7 +37,7 @@ from typing import Any, Protocol
 
 from . import sse
 from .delivery import DeliveryWatch
-from .greenlets import ReadWake, current_greenlet, interrupt, wake_read, watch_for_disconnect
+from .greenlets import ReadWake, current_greenlet, hang_up, interrupt, wake_read, watch_for_disconnect
 from .llm.base import (
     BackendEvent,
     Finish,
@@ -380,8 +379,7 @@ class Relay:
         if not self.resumable:
             self.cancel(Cause.WRITE_TIMEOUT)
         if self._socket is not None:
-            with contextlib.suppress(OSError):
-                self._socket.shutdown(socket.SHUT_RDWR)
+            hang_up(self._socket)
 
     def _log_end(self) -> None:
         s = self.stats

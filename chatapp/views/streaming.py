@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from flask import Response, current_app, request
 from ..answer_jobs import AnswerJob
 from ..delivery import DeliveryWatch
 from ..errors import ApiError
+from ..greenlets import hang_up
 from ..llm.base import ChatRequest
 from ..protocol import ErrorCode
 from ..relay import Relay, RelayLimits
@@ -150,5 +150,4 @@ class _Reader:
 
     def hang_up(self) -> None:
         if self._socket is not None:
-            with contextlib.suppress(OSError):
-                self._socket.shutdown(socket.SHUT_RDWR)
+            hang_up(self._socket)

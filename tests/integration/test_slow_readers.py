@@ -99,3 +99,4 @@ def test_a_slow_reader_is_not_cut_and_one_that_reads_nothing_is(chatapp_server, 
         stuck.close()
         slow.stop()
     assert "cause=write_timeout" in app.output()
+    assert "Traceback" not in app.output()
