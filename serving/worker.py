@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
 from gunicorn.workers.ggevent import GeventWorker
 
 from .body_clock import BodyClock
-from .connections import Connection, ConnectionGate, peer_address
+from .connections import Connection, ConnectionGate, Phase, peer_address
 from .limits import ConnectionLimits
 
 TOO_MANY_CONNECTIONS = "too_many_connections"
@@ -46,6 +47,8 @@ REFUSAL = (
 REFUSAL_LOG_INTERVAL_S = 10.0
 # How often a worker that was told to exit looks again for connections to close.
 SHUTDOWN_SWEEP_S = 0.1
+# Once told to exit, how long a connection is given to send the request it may be sending.
+EXITING_WAIT_S = 0.1
 
 
 class ChatappWorker(GeventWorker):
@@ -80,15 +83,14 @@ class ChatappWorker(GeventWorker):
 
     def timeout_ctx(self) -> Any:
         """The wait for a connection's next request (gunicorn enters it around the header read):
-        `header_timeout_s` for a new connection, the keep-alive time after a response; closed at
-        once when the worker is exiting."""
+        `header_timeout_s` for a new connection, the keep-alive time after a response, and only
+        a moment once the worker is exiting (a request already on its way is still served)."""
         connection = self._connection_of[gevent.getcurrent()]
+        if not self.alive:
+            return gevent.Timeout(EXITING_WAIT_S, False)
         seconds = self.limits.header_timeout_s if connection.requests == 0 else self.cfg.keepalive
         timer = gevent.Timeout(seconds, False)
-        greenlet = gevent.getcurrent()
-        connection.end_wait = lambda: greenlet.kill(timer, block=False)
-        if not self.alive:
-            connection.close_if_waiting_for_request()
+        connection.end_wait = _ender(gevent.getcurrent(), connection, timer)
         return timer
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
@@ -157,3 +159,21 @@ class ChatappWorker(GeventWorker):
             self.log.debug("closed a connection with no request at exit")
             return
         super().handle_error(req, client, addr, exc)
+
+
+def _ender(greenlet: Any, connection: Connection, timer: Any) -> Callable[[], None]:
+    """Ends `connection`'s wait for a request as its own timer would: by throwing that timer into
+    the greenlet, from the hub, which the `with timer` block around the wait swallows (gunicorn
+    then closes the connection as after a keep-alive timeout). Checked when the hub gets to it:
+    by then the greenlet may have its request, and must not be interrupted while serving it."""
+    requests = connection.requests
+
+    def throw() -> None:
+        still_waiting = connection.requests == requests and connection.phase in (Phase.NEW, Phase.IDLE)
+        if still_waiting and not greenlet.dead:
+            greenlet.throw(timer)
+
+    def end_wait() -> None:
+        gevent.get_hub().loop.run_callback(throw)
+
+    return end_wait
