@@ -98,10 +98,20 @@ class StreamProtocol(asyncio.Protocol):
 
 
 async def open_stream(
-    host: str, port: int, request: bytes, token_marker: bytes, end_markers: tuple[bytes, ...]
+    host: str,
+    port: int,
+    request: bytes,
+    token_marker: bytes,
+    end_markers: tuple[bytes, ...],
+    source: str | None = None,
 ) -> StreamProtocol:
+    """Connect and send `request`; `source`: the local address to connect from (another loopback
+    address is another client to the server's per-address limits)."""
     loop = asyncio.get_running_loop()
     _, protocol = await loop.create_connection(
-        lambda: StreamProtocol(request, token_marker, end_markers), host, port
+        lambda: StreamProtocol(request, token_marker, end_markers),
+        host,
+        port,
+        local_addr=(source, 0) if source else None,
     )
     return protocol

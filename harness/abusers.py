@@ -19,6 +19,8 @@ from typing import Literal
 
 Kind = Literal["idle", "slowloris", "bodyless"]
 KINDS: tuple[Kind, ...] = ("idle", "slowloris", "bodyless")
+# Answers' bodies kept for a look (a soak gets hundreds of thousands of the same few).
+KEPT_BODIES = 20
 
 # A request whose headers never end: after the first line, one more header byte a second.
 SLOWLORIS_START = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
@@ -43,7 +45,7 @@ class AbuseStats:
     closed_by_server: int = 0
     # The status line of each answer the server sent before closing ("429", "408", ...).
     answers: Counter[str] = field(default_factory=Counter)
-    bodies: list[bytes] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # the first KEPT_BODIES
     # How long connections the server closed had been open, in seconds.
     lifetimes: list[float] = field(default_factory=list)
 
@@ -153,7 +155,8 @@ class Abusers:
         self.stats.lifetimes.append(time.monotonic() - held.opened_at)
         if held.received:
             self.stats.answers[held.received.split(b" ", 2)[1].decode()] += 1
-            self.stats.bodies.append(held.received.partition(b"\r\n\r\n")[2])
+            if len(self.stats.bodies) < KEPT_BODIES:
+                self.stats.bodies.append(held.received.partition(b"\r\n\r\n")[2])
         self._forget(held)
 
     def _send_to_all(self, data: bytes) -> None:

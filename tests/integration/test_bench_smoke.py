@@ -71,3 +71,22 @@ def test_resumable_benchmark_runs():
     assert "ratio" in run.stdout
     assert "Stop across instances" in run.stdout
     assert re.search(r"other instance \(Redis Stream\)\s+events 2000 ", run.stdout), run.stdout
+
+
+def test_abuse_soak_runs(tmp_path):
+    """bench.abuse, briefly: normal streams from 127.0.0.2 all end with `done` and every token
+    while idle, slowloris and body-less connections from 127.0.0.1 are refused and come back."""
+    out = tmp_path / "abuse.json"
+    argv = ["--seconds", "10", "--abusers", "100", "--concurrency", "5", "--json", str(out)]
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.abuse", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"normal streams: started [1-9]\d*, completed \d+, lost 0\n", run.stdout), run.stdout
+    abusers = json.loads(out.read_text())["abusers"]
+    assert set(abusers) == {"idle", "slowloris", "bodyless"}
+    assert sum(a["refused_429"] for a in abusers.values()) > 0, abusers
