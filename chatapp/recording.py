@@ -22,6 +22,7 @@ from .llm.base import BackendEvent, ReasoningDelta, TextDelta, Usage
 from .protocol import FinishReason
 from .relay import StreamEnd
 from .store import Store
+from .store.messages import Outcome
 from .store.records import Status
 from .store.records import Usage as StoredUsage
 from .streams import Cause
@@ -79,11 +80,8 @@ class AnswerRecorder:
         self._writer.discard(self)
         text, reasoning = self.snapshot()
         code, message = end.error if end.error is not None else (None, None)
-        self._store.finish_message(
-            self.target.message_id,
+        outcome = Outcome(
             status=status_for(end),
-            content=text,
-            reasoning=reasoning,
             finish_reason=end.finish_reason,
             error_code=code,
             error_message=message,
@@ -92,6 +90,7 @@ class AnswerRecorder:
             ttft_ms=end.ttft_ms,
             duration_ms=end.duration_ms,
         )
+        self._store.finish_answer(self.target.message_id, text, reasoning, outcome)
 
     def _final_usage(self, text: str, reasoning: str) -> StoredUsage:
         if self._usage is not None:

@@ -14,15 +14,24 @@ At start-up, in each worker::
 """
 
 from .engine import database_url, default_sqlite_url
-from .errors import ConversationNotFound, InvalidParent, MessageNotFound, StoreError, WrongRole
+from .errors import (
+    ConversationNotFound,
+    ConversationTooLong,
+    InvalidParent,
+    MessageNotFound,
+    StoreError,
+    WrongRole,
+)
 from .migrate import current_revision, downgrade, upgrade_to_head
 from .records import Conversation, ConversationView, Message, Role, Status, Usage
 from .store import UNSET, Store
+from .turns import Turn
 
 __all__ = [
     "UNSET",
     "Conversation",
     "ConversationNotFound",
+    "ConversationTooLong",
     "ConversationView",
     "InvalidParent",
     "Message",
@@ -31,6 +40,7 @@ __all__ = [
     "Status",
     "Store",
     "StoreError",
+    "Turn",
     "Usage",
     "WrongRole",
     "current_revision",

@@ -2,9 +2,9 @@
 
 `ConversationNotFound` -> 404 `conversation_not_found`, `MessageNotFound` -> 404
 `message_not_found`, `InvalidParent` -> 400 `invalid_parent`, `WrongRole` -> 400 (regenerating
-a user message, editing an answer). Database failures
-(a lock that outlived the busy timeout, a lost connection) are SQLAlchemy's own
-exceptions and stay 500s.
+a user message, editing an answer), `ConversationTooLong` -> 400 `conversation_too_long`.
+Database failures (a lock that outlived the busy timeout, a lost connection) are SQLAlchemy's
+own exceptions and stay 500s.
 """
 
 from __future__ import annotations
@@ -46,3 +46,14 @@ class WrongRole(StoreError):
         super().__init__(f"Message {message_id!r} is not a {expected} message.")
         self.message_id = message_id
         self.expected = expected
+
+
+class ConversationTooLong(StoreError):
+    """With the new message, the branch sent to the model would pass the length allowed."""
+
+    def __init__(self, total: int, limit: int) -> None:
+        super().__init__(
+            f"With this message the conversation is {total} characters long; the limit is {limit}."
+        )
+        self.total = total
+        self.limit = limit

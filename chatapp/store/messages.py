@@ -1,10 +1,10 @@
-"""Units of work on messages: a question, an answer's start, checkpoints and end, orphans, the context.
+"""Units of work on messages: a question, an answer's start, checkpoints and end, the context.
 
 An answer is written while it streams: `start_answer` creates it `streaming`,
 `checkpoint_many` saves the text so far of every live answer of a process in one
 unit (`checkpoint`, of one; the caller: at most once a second, never per token),
 `finish` writes its final state. A worker killed mid-answer leaves it
-`streaming`; `find_orphans` and `mark_interrupted` turn it `interrupted`, text kept.
+`streaming`; orphans.py turns it `interrupted`, text kept.
 
 These run for every answer, so each is a few prepared Core statements (queries.py
 says why) and builds its record from what it wrote rather than reading it back.
@@ -12,8 +12,8 @@ says why) and builds its record from what it wrote rather than reading it back.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -47,7 +47,10 @@ _STILL_WRITABLE = (
     .order_by(M.c.id)
     .with_for_update()  # PostgreSQL: they stay writable until this unit ends; SQLite: already so
 )
-_FINISH = M.update().where(_THIS_ONE, _WRITABLE).values(stream_id=None).returning(*M.c)
+_FINISH = M.update().where(_THIS_ONE, _WRITABLE).values(stream_id=None)
+_FINISH_READ = _FINISH.returning(*M.c)
+_FINISH_QUIET = _FINISH.returning(M.c.conversation_id)
+_EXISTS = select(M.c.id).where(_THIS_ONE)
 _TOUCH = C.update().where(C.c.id == bindparam("conversation_id"))
 
 
@@ -78,7 +81,7 @@ def add_question(
     elif _in_conversation(connection, conversation_id, parent_id) is None:
         queries.conversation_row(connection, conversation_id)  # an unknown conversation says so first
         raise InvalidParent(parent_id, "it is not a message of this conversation")
-    return _add(connection, conversation_id, parent_id, Role.USER, content)
+    return add_message(connection, conversation_id, parent_id, Role.USER, content)
 
 
 def edit_question(connection: Connection, conversation_id: str, message_id: str, content: str) -> Message:
@@ -86,7 +89,7 @@ def edit_question(connection: Connection, conversation_id: str, message_id: str,
     original = queries.message_row(connection, conversation_id, message_id)
     if original.role != Role.USER:
         raise WrongRole(message_id, Role.USER)
-    return _add(connection, conversation_id, original.parent_id, Role.USER, content)
+    return add_message(connection, conversation_id, original.parent_id, Role.USER, content)
 
 
 def start_answer(
@@ -98,7 +101,7 @@ def start_answer(
         raise InvalidParent(question_id, "it is not a message of this conversation")
     if question.role != Role.USER:
         raise InvalidParent(question_id, "an answer follows a user message")
-    return _add(
+    return add_message(
         connection, conversation_id, question_id, Role.ASSISTANT, "", model=model, stream_id=stream_id
     )
 
@@ -146,6 +149,38 @@ def finish(
     connection: Connection, message_id: str, content: str, reasoning: str | None, outcome: Outcome
 ) -> Message:
     """Write an answer's final state. An answer that already ended is left as it was (and returned)."""
+    row = _write_end(connection, _FINISH_READ, message_id, content, reasoning, outcome)
+    if row is None:
+        row = connection.execute(queries.MESSAGE, {"message_id": message_id}).first()
+        if row is None:
+            raise MessageNotFound(message_id)
+    siblings = queries.alternatives(connection, row.conversation_id, row.parent_id, row.role)
+    return queries.message_record(row, siblings)
+
+
+def finish_quietly(
+    connection: Connection, message_id: str, content: str, reasoning: str | None, outcome: Outcome
+) -> bool:
+    """`finish` without reading the answer back, for its own stream, which has no use for the
+    record (every answer ends so: the read-back was a third of the unit). True when written;
+    False when it had already ended (left as it was)."""
+    if _write_end(connection, _FINISH_QUIET, message_id, content, reasoning, outcome) is not None:
+        return True
+    if connection.execute(_EXISTS, {"message_id": message_id}).first() is None:
+        raise MessageNotFound(message_id)
+    return False
+
+
+def _write_end(
+    connection: Connection,
+    statement: Any,
+    message_id: str,
+    content: str,
+    reasoning: str | None,
+    outcome: Outcome,
+) -> queries.AnyRow | None:
+    """Write the end of an answer still writable, and touch its conversation; `statement`'s
+    returned row, or None when the answer had already ended (or is gone)."""
     if outcome.status not in FINAL_STATUSES:
         raise ValueError(f"an answer ends as one of {sorted(FINAL_STATUSES)}, not {outcome.status!r}")
     now = utcnow()
@@ -171,54 +206,20 @@ def finish(
             total_tokens=usage.total_tokens,
             usage_estimated=usage.estimated,
         )
-    row = connection.execute(_FINISH, values).first()
+    row = connection.execute(statement, values).first()
     if row is not None:
         connection.execute(_TOUCH, {"conversation_id": row.conversation_id, "updated_at": now})
-    else:
-        row = connection.execute(queries.MESSAGE, {"message_id": message_id}).first()
-        if row is None:
-            raise MessageNotFound(message_id)
-    siblings = queries.alternatives(connection, row.conversation_id, row.parent_id, row.role)
-    return queries.message_record(row, siblings)
+    return row
 
 
-def find_orphans(
-    connection: Connection, cutoff: datetime, conversation_id: str | None
-) -> list[tuple[str, str | None]]:
-    """(id, stream_id) of the answers still `streaming` and last written before `cutoff`."""
-    query = select(M.c.id, M.c.stream_id).where(M.c.status == Status.STREAMING.value, M.c.updated_at < cutoff)
-    if conversation_id is not None:
-        query = query.where(M.c.conversation_id == conversation_id)
-    return [(row.id, row.stream_id) for row in connection.execute(query)]
-
-
-def mark_interrupted(connection: Connection, message_ids: Collection[str], cutoff: datetime) -> list[str]:
-    """Mark these orphans `interrupted`, their text as last saved; the ids really marked.
-
-    The conditions are checked again: a checkpoint since `find_orphans` proves the stream alive.
-    """
-    if not message_ids:
-        return []
-    marked = connection.scalars(
-        M.update()
-        .where(
-            M.c.id.in_(list(message_ids)),
-            M.c.status == Status.STREAMING.value,
-            M.c.updated_at < cutoff,
-        )
-        .values(status=Status.INTERRUPTED.value, stream_id=None, updated_at=utcnow())
-        .returning(M.c.id)
-    )
-    return list(marked)
-
-
-def _path_to_question() -> Any:
-    """(role, content) from the root down to a message, by its parent links: a recursive query that
-    reads only that branch, however big the conversation's tree."""
+def _path_to_message() -> Any:
+    """(role, content) from the root down to a message of the conversation (none when it is not
+    one), by its parent links: a recursive query that reads only that branch, however big the
+    conversation's tree."""
     path = (
         # A literal 0, not a parameter: PostgreSQL would type it smallint, then refuse `depth + 1`.
         select(M.c.id, M.c.parent_id, M.c.role, M.c.content, literal_column("0", Integer).label("depth"))
-        .where(M.c.id == bindparam("question_id"), M.c.conversation_id == bindparam("conversation_id"))
+        .where(M.c.id == bindparam("message_id"), M.c.conversation_id == bindparam("conversation_id"))
         .cte("path", recursive=True)
     )
     parent = M.alias("parent")
@@ -230,7 +231,7 @@ def _path_to_question() -> Any:
     return select(path.c.role, path.c.content).order_by(path.c.depth.desc())
 
 
-_PATH_TO_QUESTION = _path_to_question()
+PATH_TO_MESSAGE = _path_to_message()
 _SYSTEM_PROMPT = select(C.c.system_prompt).where(C.c.id == bindparam("conversation_id"))
 
 
@@ -246,7 +247,7 @@ def context(connection: Connection, conversation_id: str, question_id: str) -> l
     turns: list[tuple[str, str]] = [
         (row.role, row.content)
         for row in connection.execute(
-            _PATH_TO_QUESTION, {"conversation_id": conversation_id, "question_id": question_id}
+            PATH_TO_MESSAGE, {"conversation_id": conversation_id, "message_id": question_id}
         )
     ]
     if not turns:
@@ -271,7 +272,7 @@ def _in_conversation(connection: Connection, conversation_id: str, message_id: s
     return row if row is not None and row.conversation_id == conversation_id else None
 
 
-def _add(
+def add_message(
     connection: Connection,
     conversation_id: str,
     parent_id: str | None,
@@ -282,32 +283,31 @@ def _add(
     stream_id: str | None = None,
 ) -> Message:
     """Insert a message, show it (it becomes the current leaf), and touch the conversation."""
-    now = utcnow()
-    message_id = new_id()
-    shown = {"conversation_id": conversation_id, "current_leaf_id": message_id, "updated_at": now}
-    if role == Role.USER:
-        # Only an untitled conversation gets one: a renamed one always has a title.
-        shown_as = connection.execute(_SHOW_QUESTION, {**shown, "automatic_title": title_from(content)})
-    else:
-        shown_as = connection.execute(_SHOW_ANSWER, shown)
-    if shown_as.rowcount == 0:
-        raise ConversationNotFound(conversation_id)
-    status = Status.STREAMING if role == Role.ASSISTANT else Status.COMPLETE
-    connection.execute(
-        _INSERT,
-        {
-            "id": message_id,
-            "conversation_id": conversation_id,
-            "parent_id": parent_id,
-            "role": role.value,
-            "content": content,
-            "status": status.value,
-            "model": model,
-            "stream_id": stream_id,
-            "created_at": now,
-            "updated_at": now,
-        },
+    message = new_message(
+        conversation_id, parent_id, role, content, utcnow(), model=model, stream_id=stream_id
     )
+    show_new(
+        connection, conversation_id, message.id, message.created_at, content if role == Role.USER else None
+    )
+    insert(connection, [message])
+    return replace(
+        message, alternatives=queries.alternatives(connection, conversation_id, parent_id, role.value)
+    )
+
+
+def new_message(
+    conversation_id: str,
+    parent_id: str | None,
+    role: Role,
+    content: str,
+    now: datetime,
+    *,
+    model: str | None = None,
+    stream_id: str | None = None,
+) -> Message:
+    """The record of a message not yet written (`insert`): a question `complete`, an answer
+    `streaming`; its own only alternative (a caller that may add a sibling reads them)."""
+    message_id = new_id()
     return Message(
         id=message_id,
         conversation_id=conversation_id,
@@ -315,7 +315,7 @@ def _add(
         role=role,
         content=content,
         reasoning=None,
-        status=status,
+        status=Status.STREAMING if role == Role.ASSISTANT else Status.COMPLETE,
         finish_reason=None,
         error_code=None,
         error_message=None,
@@ -326,5 +326,40 @@ def _add(
         stream_id=stream_id,
         created_at=now,
         updated_at=now,
-        alternatives=queries.alternatives(connection, conversation_id, parent_id, role.value),
+        alternatives=(message_id,),
     )
+
+
+def show_new(
+    connection: Connection, conversation_id: str, leaf_id: str, now: datetime, question: str | None
+) -> None:
+    """Show a new message (the current leaf) and touch the conversation; a `question` (a user
+    message's text) also names an untitled conversation. `ConversationNotFound` when it is gone."""
+    shown = {"conversation_id": conversation_id, "current_leaf_id": leaf_id, "updated_at": now}
+    if question is not None:
+        # Only an untitled conversation gets one: a renamed one always has a title.
+        shown_as = connection.execute(_SHOW_QUESTION, {**shown, "automatic_title": title_from(question)})
+    else:
+        shown_as = connection.execute(_SHOW_ANSWER, shown)
+    if shown_as.rowcount == 0:
+        raise ConversationNotFound(conversation_id)
+
+
+def insert(connection: Connection, new: Sequence[Message]) -> None:
+    """Write new messages (`new_message`), in one statement."""
+    rows = [
+        {
+            "id": m.id,
+            "conversation_id": m.conversation_id,
+            "parent_id": m.parent_id,
+            "role": m.role.value,
+            "content": m.content,
+            "status": m.status.value,
+            "model": m.model,
+            "stream_id": m.stream_id,
+            "created_at": m.created_at,
+            "updated_at": m.updated_at,
+        }
+        for m in new
+    ]
+    connection.execute(_INSERT, rows if len(rows) > 1 else rows[0])

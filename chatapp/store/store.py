@@ -18,6 +18,8 @@ Measured in-process without gevent, in CPU per unit: a checkpoint ~0.15 ms,
 `get_conversation` ~0.1 ms, `context_for` ~0.15 ms, adding or starting or
 finishing a message ~0.3-0.4 ms (three or four statements, and a commit to the
 WAL); with a connection opened per unit and ORM sessions they cost 1-4 ms.
+Sending a message is one unit (`ask`, turns.py): ~0.35 ms of CPU under gevent, where its
+four units cost ~0.8 ms.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TypeVar
 
 from sqlalchemy.engine import URL, Connection, make_url
 
-from . import conversations, messages
+from . import conversations, messages, orphans, turns
 from .conversations import UNSET, Unset
 from .engine import DEFAULT_BUSY_TIMEOUT_S, create_store_engine
 from .inline_first import InlineFirst
@@ -45,6 +47,7 @@ from .offload import (
     needs_native_thread,
 )
 from .records import Conversation, ConversationView, Message, Status, Usage
+from .turns import Turn
 
 __all__ = ["UNSET", "Store", "Unset"]
 
@@ -203,6 +206,39 @@ class Store:
             lambda c: messages.regenerate(c, conversation_id, message_id, model, stream_id), write=True
         )
 
+    def ask(
+        self,
+        conversation_id: str,
+        content: str,
+        parent_id: str | Unset | None = UNSET,
+        *,
+        model: str | None,
+        default_model: str,
+        stream_id: str,
+        max_chars: int | None = None,
+    ) -> Turn:
+        """A user message and its answer's start, with the model's context, in one unit: what sending
+        a message does. After `parent_id`, which must be an answer of this conversation (else
+        `InvalidParent`); UNSET: after the branch on display; None: a new first message. The answer
+        is in `model`, else the conversation's, else `default_model`. `ConversationTooLong` when the
+        system prompt, the branch and the question pass `max_chars`; nothing is written then."""
+        return self.run(
+            lambda c: turns.ask(
+                c, conversation_id, content, parent_id, model, default_model, max_chars, stream_id
+            ),
+            write=True,
+        )
+
+    def ask_again(
+        self, conversation_id: str, answer_id: str, *, model: str | None, default_model: str, stream_id: str
+    ) -> Turn:
+        """`regenerate` with the model's context, in one unit: a new answer beside the assistant
+        message `answer_id`, in `model`, else the conversation's, else `default_model`."""
+        return self.run(
+            lambda c: turns.ask_again(c, conversation_id, answer_id, model, default_model, stream_id),
+            write=True,
+        )
+
     def checkpoint(self, message_id: str, content: str, reasoning: str | None = None) -> bool:
         """Save a streaming answer's text so far. Call it at most once a second, never per token, and
         also when no text came (it proves the stream alive to `mark_orphans_interrupted`).
@@ -240,6 +276,13 @@ class Store:
         )
         return self.run(lambda c: messages.finish(c, message_id, content, reasoning, outcome), write=True)
 
+    def finish_answer(self, message_id: str, content: str, reasoning: str | None, outcome: Outcome) -> bool:
+        """What `finish_message` writes, for the stream that wrote the answer: nothing is read back.
+        True when written; False when the answer had already ended (it is left as it was)."""
+        return self.run(
+            lambda c: messages.finish_quietly(c, message_id, content, reasoning, outcome), write=True
+        )
+
     def mark_orphans_interrupted(
         self,
         older_than: timedelta,
@@ -255,12 +298,12 @@ class Store:
         Call it at start-up and before showing a conversation (`conversation_id`).
         """
         cutoff = utcnow() - older_than
-        candidates = self.run(lambda c: messages.find_orphans(c, cutoff, conversation_id))
+        candidates = self.run(lambda c: orphans.find_orphans(c, cutoff, conversation_id))
         # is_live runs here, in the caller's greenlet, not in the unit's native thread.
         ids = [mid for mid, stream_id in candidates if not (is_live and stream_id and is_live(stream_id))]
         if not ids:
             return []
-        return self.run(lambda c: messages.mark_interrupted(c, ids, cutoff), write=True)
+        return self.run(lambda c: orphans.mark_interrupted(c, ids, cutoff), write=True)
 
     def context_for(self, conversation_id: str, user_message_id: str) -> list[tuple[str, str]]:
         """The model's input for an answer to `user_message_id`: (role, content) from the system prompt

@@ -16,8 +16,8 @@ from ..protocol import ErrorCode, new_stream_id
 from ..recording import AnswerRecorder, AnswerTarget
 from ..security import reject_cross_site
 from ..state import AppState, app_state
-from ..store import Conversation, Message, MessageNotFound, Store
-from ..store.conversations import UNSET
+from ..store import Conversation, ConversationTooLong, InvalidParent, Message, Store, Turn
+from ..store.turns import NOT_AN_ANSWER, NOT_IN_CONVERSATION
 from ..streams import Release
 from ..validation import require_json_content_type
 from ..validation.conversations import (
@@ -105,16 +105,37 @@ def send_message(conversation_id: str) -> Response:
     try:
         state = _state()
         new = parse_new_message(request.get_data(cache=False), state.settings)
-        store = state.store
-        conversation = store.get_conversation(conversation_id)
-        parent = conversation.current_leaf_id if new.parent_id is UNSET else new.parent_id
-        _check_follows_an_answer(store, conversation_id, parent)
-        _check_length(state, conversation, parent, extra=len(new.content))
-        question = store.add_user_message(conversation_id, new.content, parent, at_root=parent is None)
-        return _answer(state, conversation, question.id, new.options, release, regenerate_of=None)
+        stream_id = new_stream_id()
+        try:
+            turn = state.store.ask(
+                conversation_id,
+                new.content,
+                new.parent_id,
+                model=new.options.model,
+                default_model=state.settings.model,
+                stream_id=stream_id,
+                max_chars=state.settings.max_conversation_chars,
+            )
+        except InvalidParent as error:
+            raise ApiError(400, ErrorCode.INVALID_PARENT, _PARENT_PROBLEMS[error.reason]) from None
+        except ConversationTooLong as error:
+            raise ApiError(
+                400,
+                ErrorCode.CONVERSATION_TOO_LONG,
+                f"With this message the conversation is {error.total} characters long; "
+                f"the limit is {error.limit}. Start a new chat.",
+            ) from None
+        return _answer(state, turn, stream_id, new.options, release)
     except BaseException:
         release()
         raise
+
+
+# The store's reasons why a parent cannot take a new message (turns.py), in the API's words.
+_PARENT_PROBLEMS = {
+    NOT_IN_CONVERSATION: "parent_id is not a message of this conversation.",
+    NOT_AN_ANSWER: "A message follows an answer: parent_id must name an answer.",
+}
 
 
 @bp.post("/conversations/<conversation_id>/messages/<message_id>/regenerate")
@@ -126,37 +147,29 @@ def regenerate(conversation_id: str, message_id: str) -> Response:
     try:
         state = _state()
         options = parse_answer_options(request.get_data(cache=False), state.settings)
-        conversation = state.store.get_conversation(conversation_id)
-        answer = state.store.get_message(conversation_id, message_id)
-        if answer.role != "assistant" or answer.parent_id is None:
-            raise ApiError(400, ErrorCode.NOT_AN_ANSWER, "Only an answer can be regenerated.")
-        return _answer(state, conversation, answer.parent_id, options, release, regenerate_of=message_id)
+        stream_id = new_stream_id()
+        # WrongRole (not an answer) is the 400 not_an_answer (errors.store_error).
+        turn = state.store.ask_again(
+            conversation_id,
+            message_id,
+            model=options.model,
+            default_model=state.settings.model,
+            stream_id=stream_id,
+        )
+        return _answer(state, turn, stream_id, options, release)
     except BaseException:
         release()
         raise
 
 
 def _answer(
-    state: AppState,
-    conversation: Conversation,
-    question_id: str,
-    options: AnswerOptions,
-    release: Release,
-    *,
-    regenerate_of: str | None,
+    state: AppState, turn: Turn, stream_id: str, options: AnswerOptions, release: Release
 ) -> Response:
-    """Start the answer to `question_id` (a new alternative when regenerating) and follow it."""
-    store, settings = state.store, state.settings
-    model = options.model or conversation.model or settings.model
-    context = store.context_for(conversation.id, question_id)
-    stream_id = new_stream_id()
-    if regenerate_of is None:
-        answer = store.start_assistant_message(conversation.id, question_id, model=model, stream_id=stream_id)
-    else:
-        answer = store.regenerate(conversation.id, regenerate_of, model=model, stream_id=stream_id)
+    """Stream the answer just started (`Store.ask`, `Store.ask_again`) as `stream_id`, writing it."""
+    conversation, answer, context = turn.conversation, turn.answer, turn.context
     chat_request = ChatRequest(
         messages=tuple(ChatMessage(role=role, content=content) for role, content in context),
-        model=model,
+        model=turn.model,
         max_tokens=options.max_tokens if options.max_tokens is not None else conversation.max_tokens,
         temperature=options.temperature if options.temperature is not None else conversation.temperature,
     )
@@ -165,44 +178,15 @@ def _answer(
         chat_request,
         resumable=True,
         stream_id=stream_id,
-        observer=AnswerRecorder(store, target, state.checkpoints),
+        observer=AnswerRecorder(state.store, target, state.checkpoints),
         start_fields={
             "conversation_id": conversation.id,
-            "user_message_id": question_id,
+            "user_message_id": turn.question_id,
             "message_id": answer.id,
         },
     )
     # The answer runs to its end whatever happens to this response, its first reader.
     return answer_response(state.answers.start(relay, release))
-
-
-def _check_follows_an_answer(store: Store, conversation_id: str, parent_id: str | None) -> None:
-    if parent_id is None:
-        return
-    try:
-        parent = store.get_message(conversation_id, parent_id)
-    except MessageNotFound:
-        raise ApiError(
-            400, ErrorCode.INVALID_PARENT, "parent_id is not a message of this conversation."
-        ) from None
-    if parent.role != "assistant":
-        raise ApiError(
-            400, ErrorCode.INVALID_PARENT, "A message follows an answer: parent_id must name an answer."
-        )
-
-
-def _check_length(state: AppState, conversation: Conversation, parent_id: str | None, extra: int) -> None:
-    """The stored branch plus the new message must fit CHATAPP_MAX_CONVERSATION_CHARS."""
-    branch = [] if parent_id is None else state.store.branch(conversation.id, parent_id)
-    total = extra + len(conversation.system_prompt or "") + sum(len(m.content) for m in branch)
-    limit = state.settings.max_conversation_chars
-    if total > limit:
-        raise ApiError(
-            400,
-            ErrorCode.CONVERSATION_TOO_LONG,
-            f"With this message the conversation is {total} characters long; the limit is {limit}. "
-            "Start a new chat.",
-        )
 
 
 def read_conversation(conversation_id: str) -> dict[str, Any]:

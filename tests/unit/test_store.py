@@ -7,6 +7,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,18 +18,22 @@ from sqlalchemy.exc import OperationalError
 
 from chatapp.store import (
     ConversationNotFound,
+    ConversationTooLong,
     InvalidParent,
     MessageNotFound,
     Role,
     Status,
     Store,
+    Turn,
     Usage,
     WrongRole,
     database_url,
     upgrade_to_head,
 )
+from chatapp.store.messages import Outcome
 from chatapp.store.models import ConversationRow, MessageRow
 from chatapp.store.titles import title_from
+from chatapp.store.turns import NOT_AN_ANSWER, NOT_IN_CONVERSATION
 from harness.postgres import PostgresServer
 
 
@@ -376,6 +381,171 @@ def test_a_message_of_another_conversation_is_not_found_in_this_one(store: Store
         store.branch(mine.id, leaf_id=foreign.id)
 
 
+# Sending a message, or regenerating, in one unit (Store.ask, Store.ask_again)
+
+
+def ask(store: Store, conversation_id: str, content: str, **options: object) -> Turn:
+    return store.ask(
+        conversation_id, content, **{"model": None, "default_model": "default", "stream_id": "s", **options}
+    )
+
+
+def test_ask_adds_the_question_after_the_branch_on_display_and_starts_its_answer(store: Store) -> None:
+    conversation = store.create_conversation()
+    q1 = store.add_user_message(conversation.id, "one")
+    a1 = answer(store, conversation.id, q1.id, "uno")
+
+    turn = ask(store, conversation.id, "two", stream_id="live")
+
+    shown = store.branch(conversation.id)
+    assert [m.id for m in shown] == [q1.id, a1, turn.question_id, turn.answer.id]
+    assert (shown[2].role, shown[2].content, shown[2].parent_id) == (Role.USER, "two", a1)
+    assert (turn.answer.parent_id, turn.answer.status, turn.answer.stream_id) == (
+        turn.question_id,
+        Status.STREAMING,
+        "live",
+    )
+    assert store.get_conversation(conversation.id).current_leaf_id == turn.answer.id
+
+
+def test_ask_returns_the_models_context_from_the_system_prompt_to_the_question(store: Store) -> None:
+    conversation = store.create_conversation(system_prompt="You are terse.")
+    q1 = store.add_user_message(conversation.id, "count to ten")
+    started = store.start_assistant_message(conversation.id, q1.id, model="m", stream_id="s")
+    store.finish_message(started.id, status=Status.STOPPED, content="1, 2, 3, ")
+
+    turn = ask(store, conversation.id, "why did you stop?")
+
+    assert turn.context == [
+        ("system", "You are terse."),
+        ("user", "count to ten"),
+        ("assistant", "1, 2, 3, "),
+        ("user", "why did you stop?"),
+    ]
+    assert turn.context == store.context_for(conversation.id, turn.question_id)
+
+
+def test_ask_returns_the_conversation_as_it_was_and_records_that_a_read_returns(store: Store) -> None:
+    conversation = store.create_conversation(model="m", temperature=0.25)
+
+    turn = ask(store, conversation.id, "  a  question  ")
+
+    assert turn.conversation == conversation
+    assert turn.answer == store.get_message(conversation.id, turn.answer.id)
+    assert turn.answer.created_at > store.get_message(conversation.id, turn.question_id).created_at
+
+
+def test_the_first_question_asked_names_the_conversation(store: Store) -> None:
+    conversation = store.create_conversation()
+
+    ask(store, conversation.id, "What is a monad, really?")
+
+    assert store.get_conversation(conversation.id).title == "What is a monad, really?"
+
+
+def test_ask_with_a_parent_branches_from_that_answer_and_with_none_from_the_top(store: Store) -> None:
+    conversation = store.create_conversation()
+    q1 = store.add_user_message(conversation.id, "hello")
+    a1 = answer(store, conversation.id, q1.id, "hi")
+    store.add_user_message(conversation.id, "old question")
+
+    branched = ask(store, conversation.id, "new question", parent_id=a1)
+    anew = ask(store, conversation.id, "start over", parent_id=None)
+
+    assert [m.id for m in store.branch(conversation.id, branched.answer.id)] == [
+        q1.id,
+        a1,
+        branched.question_id,
+        branched.answer.id,
+    ]
+    assert store.get_message(conversation.id, anew.question_id).alternatives == (q1.id, anew.question_id)
+    assert [m.id for m in store.branch(conversation.id)] == [anew.question_id, anew.answer.id]
+
+
+def test_the_answer_is_in_the_model_asked_else_the_conversations_else_the_default(store: Store) -> None:
+    plain = store.create_conversation()
+    chosen = store.create_conversation(model="chosen")
+
+    assert ask(store, chosen.id, "q", model="asked").model == "asked"
+    assert ask(store, chosen.id, "q").answer.model == "chosen"
+    assert ask(store, plain.id, "q").model == "default"
+
+
+def test_ask_refuses_an_unknown_conversation(store: Store) -> None:
+    with pytest.raises(ConversationNotFound):
+        ask(store, "no-such-conversation", "hi")
+
+
+def test_ask_refuses_a_parent_that_is_not_an_answer_of_this_conversation_and_writes_nothing(
+    store: Store,
+) -> None:
+    mine = store.create_conversation()
+    theirs = store.create_conversation()
+    question = store.add_user_message(mine.id, "mine")
+    foreign = answer(store, theirs.id, store.add_user_message(theirs.id, "theirs").id, "ok")
+    before = message_count(store)
+
+    with pytest.raises(InvalidParent) as elsewhere:
+        ask(store, mine.id, "hi", parent_id=foreign)
+    with pytest.raises(InvalidParent) as unknown:
+        ask(store, mine.id, "hi", parent_id="no-such-message")
+    with pytest.raises(InvalidParent) as not_an_answer:
+        ask(store, mine.id, "hi")  # the branch on display ends with a question
+
+    assert elsewhere.value.reason == unknown.value.reason == NOT_IN_CONVERSATION
+    assert not_an_answer.value.reason == NOT_AN_ANSWER
+    assert not_an_answer.value.message_id == question.id
+    assert message_count(store) == before
+
+
+def test_ask_refuses_a_conversation_that_would_pass_max_chars_and_writes_nothing(store: Store) -> None:
+    """The system prompt, the branch and the question count: 6 + 5 + 2 + 3 characters here."""
+    conversation = store.create_conversation(system_prompt="terse.")
+    q1 = store.add_user_message(conversation.id, "hello")
+    answer(store, conversation.id, q1.id, "hi")
+    before = message_count(store)
+
+    with pytest.raises(ConversationTooLong) as refused:
+        ask(store, conversation.id, "why", max_chars=15)
+
+    assert (refused.value.total, refused.value.limit) == (16, 15)
+    assert message_count(store) == before
+    assert ask(store, conversation.id, "why", max_chars=16).context[-1] == ("user", "why")
+
+
+def test_ask_again_starts_another_answer_beside_the_first_with_the_context_to_its_question(
+    store: Store,
+) -> None:
+    conversation = store.create_conversation(system_prompt="Be brief.")
+    question = store.add_user_message(conversation.id, "pick a number")
+    first = answer(store, conversation.id, question.id, "4")
+
+    turn = store.ask_again(conversation.id, first, model=None, default_model="default", stream_id="s2")
+
+    assert turn.question_id == question.id
+    assert turn.context == [("system", "Be brief."), ("user", "pick a number")]
+    assert (turn.answer.parent_id, turn.answer.status, turn.answer.model) == (
+        question.id,
+        Status.STREAMING,
+        "default",
+    )
+    assert turn.answer.alternatives == (first, turn.answer.id)
+    assert [m.id for m in store.branch(conversation.id)] == [question.id, turn.answer.id]
+
+
+def test_ask_again_refuses_a_question_and_an_unknown_message(store: Store) -> None:
+    conversation = store.create_conversation()
+    question = store.add_user_message(conversation.id, "hi")
+    answer(store, conversation.id, question.id, "hello")
+
+    with pytest.raises(WrongRole):
+        store.ask_again(conversation.id, question.id, model=None, default_model="m", stream_id="s")
+    with pytest.raises(MessageNotFound):
+        store.ask_again(conversation.id, "nope", model=None, default_model="m", stream_id="s")
+    with pytest.raises(ConversationNotFound):
+        store.ask_again("nope", question.id, model=None, default_model="m", stream_id="s")
+
+
 # Answers written while they stream
 
 
@@ -471,6 +641,54 @@ def test_finish_takes_only_a_final_status(store: Store) -> None:
         store.finish_message(started.id, status=Status.STREAMING, content="")
     with pytest.raises(MessageNotFound):
         store.finish_message("nope", status=Status.COMPLETE, content="")
+
+
+def test_finish_answer_writes_what_finish_message_writes_without_reading_it_back(store: Store) -> None:
+    conversation = store.create_conversation()
+    quiet = ask(store, conversation.id, "hi", stream_id="a").answer
+    loud = ask(store, conversation.id, "hi", parent_id=None, stream_id="b").answer
+    outcome = Outcome(
+        Status.COMPLETE,
+        finish_reason="stop",
+        usage=Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5),
+        model="served-2024",
+        ttft_ms=120,
+        duration_ms=900,
+    )
+
+    assert store.finish_answer(quiet.id, "Hello!", "thinking", outcome) is True
+    done = store.finish_message(
+        loud.id,
+        status=Status.COMPLETE,
+        content="Hello!",
+        reasoning="thinking",
+        finish_reason="stop",
+        usage=Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5),
+        model="served-2024",
+        ttft_ms=120,
+        duration_ms=900,
+    )
+
+    written = store.get_message(conversation.id, quiet.id)
+    unlike = {"id", "parent_id", "created_at", "updated_at", "alternatives"}
+    assert {k: v for k, v in asdict(written).items() if k not in unlike} == {
+        k: v for k, v in asdict(done).items() if k not in unlike
+    }
+    assert store.get_conversation(conversation.id).updated_at >= written.updated_at > quiet.updated_at
+
+
+def test_finish_answer_leaves_an_ended_answer_as_it_was_and_refuses_an_unknown_one(store: Store) -> None:
+    conversation = store.create_conversation()
+    started = ask(store, conversation.id, "hi").answer
+    store.finish_message(started.id, status=Status.STOPPED, content="kept")
+
+    assert store.finish_answer(started.id, "other", None, Outcome(Status.ERROR)) is False
+    kept = store.get_message(conversation.id, started.id)
+    assert (kept.status, kept.content) == (Status.STOPPED, "kept")
+    with pytest.raises(MessageNotFound):
+        store.finish_answer("nope", "", None, Outcome(Status.COMPLETE))
+    with pytest.raises(ValueError, match="ends as one of"):
+        store.finish_answer(started.id, "", None, Outcome(Status.STREAMING))
 
 
 def test_checkpoint_many_saves_every_streaming_answer_in_one_call_and_names_those_written(
