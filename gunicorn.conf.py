@@ -17,33 +17,28 @@ from dotenv import find_dotenv, load_dotenv
 from serving.limits import ConnectionLimits
 
 
-def _whole_number(name, default, minimum=1):
-    """An integer setting from the environment; a bad value stops start-up naming the variable,
-    as chatapp's own settings do (this file may not import chatapp: see preload_app)."""
+def _setting(name, default, parse, valid, expected):
+    """A setting from the environment, `parse`d and checked by `valid`; a bad value stops start-up
+    naming the variable, as chatapp's own settings do (this file may not import chatapp: see
+    preload_app)."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
         value = None
-    if value is None or value < minimum:
-        raise SystemExit(f"{name} must be a whole number of at least {minimum}, got {raw!r}")
+    if value is None or not valid(value):
+        raise SystemExit(f"{name} must be {expected}, got {raw!r}")
     return value
+
+
+def _whole_number(name, default, minimum=1):
+    return _setting(name, default, int, lambda v: v >= minimum, f"a whole number of at least {minimum}")
 
 
 def _seconds(name, default):
-    """A positive number of seconds from the environment (a bad value stops start-up)."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise SystemExit(f"{name} must be a number of seconds greater than 0, got {raw!r}")
-    return value
+    return _setting(name, default, float, lambda v: v > 0, "a number of seconds greater than 0")
 
 
 # Loopback by default: exposing the app is the operator's decision. PORT follows the
