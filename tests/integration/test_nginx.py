@@ -1,6 +1,7 @@
 """chatapp behind the shipped deploy/nginx.conf, under a real nginx: HTTP/2 over TLS towards the
 client, tokens passed on at once and never compressed, aborts and stops that reach the model as
-fast as without nginx, and the client's address passed on to the app."""
+fast as without nginx, the client's address passed on to the app, and nginx's own limits answered
+with the API's JSON errors."""
 
 from __future__ import annotations
 
@@ -234,3 +235,31 @@ def test_plain_http_redirects_to_https(nginx):
     response = httpx2.get(f"{nginx.http_url}/c/some-id?x=1", follow_redirects=False, timeout=10)
     assert response.status_code in (301, 308)
     assert response.headers["location"] == "https://127.0.0.1/c/some-id?x=1"
+
+
+def test_one_address_gets_64_requests_in_progress_and_then_the_api_429(upstream):
+    """deploy/nginx.conf's `limit_conn`, which does the app's per-address connection cap behind a
+    proxy: the 65th request in progress from one address gets the API's JSON 429, another address
+    is served. The app's own per-client caps are off here, so every refusal is nginx's."""
+    settings = upstream_env(
+        upstream, CHATAPP_TRUSTED_PROXIES="1", CHATAPP_MAX_STREAMS_PER_CLIENT="0", CHATAPP_RATE_LIMIT=""
+    )
+    silent = upstream.model(Behaviour(silent=True))
+    body = json.dumps(ask(silent)).encode()
+    json_type = {"Content-Type": "application/json"}
+    with GunicornServer(settings) as app, NginxServer([app.port]) as proxy:
+        h2 = H2Client("127.0.0.1", proxy.https_port, proxy.certificate.client_context())
+        try:
+            held = [h2.request("POST", "/api/chat", body, json_type) for _ in range(64)]
+            for stream in held:
+                h2.read_until(stream, lambda received: b"event: start" in received)
+            assert {h2.status[stream] for stream in held} == {200}
+
+            refused = h2.request("POST", "/api/chat", body, json_type)
+            answer = h2.read_to_end(refused)
+            assert h2.status[refused] == 429
+            assert json.loads(answer)["error"]["code"] == "too_many_connections"
+            assert h2.headers[refused]["retry-after"] == "5"
+            assert post_chat_from(proxy, "127.0.0.2", upstream.model(Behaviour(tokens=("ok",)))) == 200
+        finally:
+            h2.close()

@@ -31,6 +31,7 @@ class H2Client:
         self._h2.initiate_connection()
         self._flush()
         self.status: dict[int, int] = {}
+        self.headers: dict[int, dict[str, str]] = {}
         self.body: dict[int, bytes] = {}
         self.ended: set[int] = set()
 
@@ -81,7 +82,9 @@ class H2Client:
 
     def _on(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.ResponseReceived):
-            self.status[event.stream_id] = int(dict(event.headers)[b":status"])
+            fields = {name.decode(): value.decode() for name, value in event.headers}
+            self.status[event.stream_id] = int(fields[":status"])
+            self.headers[event.stream_id] = fields
         elif isinstance(event, h2.events.DataReceived):
             self.body[event.stream_id] = self.body.get(event.stream_id, b"") + event.data
             self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
