@@ -7,7 +7,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -657,17 +657,8 @@ def test_finish_answer_writes_what_finish_message_writes_without_reading_it_back
     )
 
     assert store.finish_answer(quiet.id, "Hello!", "thinking", outcome) is True
-    done = store.finish_message(
-        loud.id,
-        status=Status.COMPLETE,
-        content="Hello!",
-        reasoning="thinking",
-        finish_reason="stop",
-        usage=Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5),
-        model="served-2024",
-        ttft_ms=120,
-        duration_ms=900,
-    )
+    ended_so = {f.name: getattr(outcome, f.name) for f in fields(outcome)}
+    done = store.finish_message(loud.id, content="Hello!", reasoning="thinking", **ended_so)
 
     written = store.get_message(conversation.id, quiet.id)
     unlike = {"id", "parent_id", "created_at", "updated_at", "alternatives"}
