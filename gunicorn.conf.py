@@ -14,7 +14,7 @@ import time
 
 from dotenv import find_dotenv, load_dotenv
 
-from serving.limits import ConnectionLimits
+from serving.connection_limits import ConnectionLimits
 
 
 def _setting(name, default, parse, valid, expected):

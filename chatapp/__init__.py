@@ -11,16 +11,16 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .access import init_access
-from .answer_jobs import AnswerJobs
 from .backends import make_backend
 from .config import Settings
-from .coordination import make_coordinator
 from .errors import register_error_handlers
-from .limits import init_limits
 from .model_catalog import ModelCatalog
+from .rate_limits import init_limits
 from .security import register_security_headers
 from .state import EXTENSION_KEY, AppState
-from .streams import Cause, StreamRegistry
+from .streaming.coordination import make_coordinator
+from .streaming.registry import Cause, StreamRegistry
+from .streaming.resumable import AnswerJobs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from dotenv import find_dotenv, load_dotenv
 
 from .llm.completion_events import MAX_DELTA_CHARS
 from .llm.demo_backend import DEMO_MODEL
-from .llm.sse_lines import MAX_LINE_BYTES
+from .llm.event_stream_lines import MAX_LINE_BYTES
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 BACKENDS = ("openai", "demo")

@@ -10,14 +10,14 @@ from datetime import timedelta
 
 from flask import Flask
 
-from .answer_jobs import AnswerJobs
 from .config import Settings
-from .coordination import Coordinator
 from .llm.base import Backend
 from .model_catalog import ModelCatalog
-from .recording import ORPHAN_AFTER_CHECKPOINTS, CheckpointWriter
 from .store import Store, database_url, upgrade_to_head
-from .streams import StreamRegistry
+from .streaming.coordination import Coordinator
+from .streaming.recording import ORPHAN_AFTER_CHECKPOINTS, CheckpointWriter
+from .streaming.registry import StreamRegistry
+from .streaming.resumable import AnswerJobs
 
 EXTENSION_KEY = "chatapp"
 

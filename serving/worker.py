@@ -22,8 +22,8 @@ import gevent
 from gunicorn.workers.ggevent import GeventWorker
 
 from .body_clock import BodyClock
+from .connection_limits import ConnectionLimits
 from .connections import Connection, ConnectionGate, Phase, peer_address
-from .limits import ConnectionLimits
 
 TOO_MANY_CONNECTIONS = "too_many_connections"
 

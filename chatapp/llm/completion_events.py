@@ -33,7 +33,7 @@ from .base import (
     UpstreamError,
     Usage,
 )
-from .sse_lines import MAX_LINE_BYTES, LineTooLong, SseLineDecoder
+from .event_stream_lines import MAX_LINE_BYTES, LineTooLong, SseLineDecoder
 
 DONE = b"[DONE]"
 

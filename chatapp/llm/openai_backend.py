@@ -33,8 +33,8 @@ import openai
 
 from .base import BackendEvent, ChatRequest, FailureKind, UpstreamError
 from .completion_events import MAX_DELTA_CHARS, CompletionEventDecoder
+from .event_stream_lines import MAX_LINE_BYTES
 from .openai_errors import upstream_error
-from .sse_lines import MAX_LINE_BYTES
 from .upstream_body import UpstreamBody, take_body
 
 log = logging.getLogger(__name__)

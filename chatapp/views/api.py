@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from ..coordination import SharedStateUnavailable
 from ..errors import ApiError
-from ..limits import streams_rate_limit
 from ..protocol import ErrorCode
+from ..rate_limits import streams_rate_limit
 from ..security import reject_cross_site
 from ..state import app_state
+from ..stream_responses import admit, relay_for, sse_response
+from ..streaming.coordination import SharedStateUnavailable
 from ..validation import parse_chat_request, require_json_content_type
-from .streaming import admit, relay_for, sse_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

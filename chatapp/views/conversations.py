@@ -9,25 +9,25 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from ..errors import ApiError
-from ..limits import streams_rate_limit
 from ..llm.base import ChatRequest
 from ..llm.base import Message as ChatMessage
 from ..protocol import ErrorCode, new_stream_id
-from ..recording import AnswerRecorder, AnswerTarget
+from ..rate_limits import streams_rate_limit
 from ..security import reject_cross_site
 from ..state import AppState, app_state
 from ..store import Conversation, ConversationTooLong, InvalidParent, Message, Store, Turn
 from ..store.turns import NOT_AN_ANSWER, NOT_IN_CONVERSATION
-from ..streams import Release
+from ..stream_responses import admit, answer_response, relay_for
+from ..streaming.recording import AnswerRecorder, AnswerTarget
+from ..streaming.registry import Release
 from ..validation import require_json_content_type
-from ..validation.conversations import (
+from ..validation.conversation_requests import (
     AnswerOptions,
     parse_answer_options,
     parse_conversation_changes,
     parse_new_message,
     parse_page,
 )
-from .streaming import admit, answer_response, relay_for
 
 bp = Blueprint("conversations", __name__, url_prefix="/api")
 

@@ -7,13 +7,13 @@ import re
 
 from flask import Blueprint, Response, current_app, request
 
-from ..coordination import SharedStateUnavailable
 from ..errors import ApiError
 from ..protocol import ErrorCode
 from ..security import reject_cross_site
 from ..state import app_state
+from ..stream_responses import follow_response
+from ..streaming.coordination import SharedStateUnavailable
 from .api import shared_state_unavailable
-from .streaming import follow_response
 
 bp = Blueprint("reattach", __name__, url_prefix="/api")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 import redis as redis_client
 
-from chatapp.coordination.redis_coordinator import STOP_ACK_S
+from chatapp.streaming.coordination.redis_coordinator import STOP_ACK_S
 from harness.gunicorn import GunicornServer
 from harness.redis import RedisServer
 from tests.conftest import Machines

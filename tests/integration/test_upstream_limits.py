@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from chatapp.llm.completion_events import MAX_DELTA_CHARS
-from chatapp.llm.sse_lines import MAX_LINE_BYTES
+from chatapp.llm.event_stream_lines import MAX_LINE_BYTES
 from harness.gunicorn import GunicornServer
 from tests.support.fake_upstream import Behaviour, FakeUpstream
 from tests.support.sse_client import StreamResult, ask, post_chat

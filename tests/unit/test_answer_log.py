@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from chatapp.answer_log import KEEP_ALIVE, AnswerLog, Chunk, data_after, frames_after, sequence_of
+from chatapp.streaming.answer_log import KEEP_ALIVE, AnswerLog, Chunk, data_after, frames_after, sequence_of
 
 STREAM = "q3Zb2f0n8E6Hn1hVQ7bA2w"
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chatapp.delivery import DeliveryWatch, bytes_acked
+from chatapp.streaming.delivery import DeliveryWatch, bytes_acked
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="TCP_INFO's bytes_acked is Linux's")
 

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from chatapp.llm.base import FailureKind, Finish, ReasoningDelta, TextDelta, UpstreamError, Usage
-from chatapp.relay import Relay, RelayLimits
-from chatapp.streams import StreamRegistry
+from chatapp.streaming.registry import StreamRegistry
+from chatapp.streaming.relay import Relay, RelayLimits
 from tests.support.sse_client import SseDecoder
 from tests.support.waiting import wait_until
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from . import sse
+from .. import sse
 
 KEEP_ALIVE = sse.KEEP_ALIVE
 _FRAME_END = b"\n\n"

@@ -18,14 +18,14 @@ import math
 import threading
 from dataclasses import dataclass
 
-from .llm.base import BackendEvent, ReasoningDelta, TextDelta, Usage
-from .protocol import FinishReason
+from ..llm.base import BackendEvent, ReasoningDelta, TextDelta, Usage
+from ..protocol import FinishReason
+from ..store import Store
+from ..store.messages import Outcome
+from ..store.records import Status
+from ..store.records import Usage as StoredUsage
+from .registry import Cause
 from .relay import StreamEnd
-from .store import Store
-from .store.messages import Outcome
-from .store.records import Status
-from .store.records import Usage as StoredUsage
-from .streams import Cause
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from chatapp.llm.sse_lines import LineTooLong, SseLineDecoder
+from chatapp.llm.event_stream_lines import LineTooLong, SseLineDecoder
 
 
 def feed_lines(pieces):

@@ -24,8 +24,8 @@ from collections.abc import Generator, Iterator
 
 from .answer_log import KEEP_ALIVE, AnswerLog
 from .coordination import Coordinator
+from .registry import Cause, Release, StreamRegistry
 from .relay import Relay
-from .streams import Cause, Release, StreamRegistry
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ and the answer logs that reattaching readers follow from another process.
 
 from __future__ import annotations
 
-from ..config import Settings
+from ...config import Settings
 from .base import Coordinator, SharedStateUnavailable
 from .local import LocalCoordinator
 

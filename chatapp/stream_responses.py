@@ -9,15 +9,15 @@ from typing import Any, cast
 
 from flask import Response, current_app, request
 
-from ..answer_jobs import AnswerJob
-from ..delivery import DeliveryWatch
-from ..errors import ApiError
-from ..greenlets import hang_up
-from ..llm.base import ChatRequest
-from ..protocol import ErrorCode
-from ..relay import Relay, RelayLimits
-from ..state import app_state
-from ..streams import ClientBusy, Release, ShuttingDown, StreamRegistry, WorkerFull
+from .errors import ApiError
+from .llm.base import ChatRequest
+from .protocol import ErrorCode
+from .state import app_state
+from .streaming.delivery import DeliveryWatch
+from .streaming.greenlets import hang_up
+from .streaming.registry import ClientBusy, Release, ShuttingDown, StreamRegistry, WorkerFull
+from .streaming.relay import Relay, RelayLimits
+from .streaming.resumable import AnswerJob
 
 SSE_HEADERS = {
     # no-transform: proxies must not compress or rewrite the stream (gzip buffers it).

@@ -35,10 +35,8 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import sse
-from .delivery import DeliveryWatch
-from .greenlets import ReadWake, current_greenlet, hang_up, interrupt, wake_read, watch_for_disconnect
-from .llm.base import (
+from .. import sse
+from ..llm.base import (
     BackendEvent,
     Finish,
     ModelStream,
@@ -47,7 +45,7 @@ from .llm.base import (
     UpstreamError,
     Usage,
 )
-from .protocol import (
+from ..protocol import (
     EventWriter,
     FinishReason,
     StreamErrorCode,
@@ -55,7 +53,9 @@ from .protocol import (
     new_stream_id,
     stream_error_code,
 )
-from .streams import Cause, StreamRegistry
+from .delivery import DeliveryWatch
+from .greenlets import ReadWake, current_greenlet, hang_up, interrupt, wake_read, watch_for_disconnect
+from .registry import Cause, StreamRegistry
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import redis
 from redis.exceptions import RedisError
 
 from ..answer_log import AnswerLog
-from ..streams import ClientBusy
+from ..registry import ClientBusy
 from .base import Release, SharedStateUnavailable
 from .redis_log import FOLLOW_CHANNEL, LogMirror, RedisFollow, reading_key, running_key
 
