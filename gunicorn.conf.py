@@ -134,20 +134,19 @@ def post_worker_init(worker):
     from chatapp.state import app_state
 
     worker.limits = connection_limits
+    # Loading the app (wsgi:app, create_app) ran its start-up step (chatapp/startup.py): the store
+    # is migrated and open, and answers a dead worker left `streaming` are marked interrupted.
     state = app_state(worker.wsgi)
-    # Open (and migrate) the conversation store now, not on the first request that needs it, and
-    # mark answers a dead worker left `streaming` as interrupted.
-    state.store  # noqa: B018 - the property opens it
     # The app's start-up objects live as long as the worker: keep them out of every later garbage
     # collection, whose full pass over ~100k of them paused the worker's streams for 80-170 ms.
     gc.collect()
     gc.freeze()
     threading.Thread(
-        target=_drain_on_exit, args=(worker, state.streams), name="drain-on-exit", daemon=True
+        target=_drain_on_exit, args=(worker, state), name="drain-on-exit", daemon=True
     ).start()
 
 
-def _drain_on_exit(worker, streams):
+def _drain_on_exit(worker, state):
     """Wait until the worker is told to exit, then drain: new streams get 503 shutting_down,
     running ones may finish until shortly before graceful_timeout, the rest end with
     `done`/`cancelled`, so that none is cut off mid-event and every upstream is closed."""
@@ -155,9 +154,9 @@ def _drain_on_exit(worker, streams):
         time.sleep(0.1)
     # gunicorn checks every second and kills what is left at graceful_timeout: end first.
     deadline = time.monotonic() + max(worker.cfg.graceful_timeout - 1.5, 0)
-    if streams:
-        worker.log.info("worker exiting: %d streams running", len(streams))
-    cancelled = streams.drain(deadline)
+    if state.streams:
+        worker.log.info("worker exiting: %d streams running", len(state.streams))
+    cancelled = state.drain(deadline)
     if cancelled:
         worker.log.info("worker exiting: cancelled %d streams", cancelled)
 

@@ -16,8 +16,10 @@ from .config import Settings
 from .errors import register_error_handlers
 from .model_catalog import ModelCatalog
 from .rate_limits import init_limits
-from .security import register_security_headers
+from .security import register_security
+from .startup import start_up
 from .state import EXTENSION_KEY, AppState
+from .streaming.admission import Admission
 from .streaming.coordination import make_coordinator
 from .streaming.registry import Cause, StreamRegistry
 from .streaming.resumable import AnswerJobs
@@ -46,18 +48,16 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     backend = make_backend(settings)
     streams = StreamRegistry(
-        write_timeout_s=settings.write_timeout_s,
-        max_streams=settings.max_streams_per_worker,
-        max_per_client=settings.max_streams_per_client,
-        tick_s=min(1.0, settings.heartbeat_s / 4),
+        write_timeout_s=settings.write_timeout_s, tick_s=min(1.0, settings.heartbeat_s / 4)
     )
     # Under gunicorn this runs in each worker, after gevent patched it (preload_app is off).
     coordinator = make_coordinator(settings)
     streams.announcer = coordinator
     coordinator.listen(lambda stream_id: _stop(streams, stream_id))
-    app.extensions[EXTENSION_KEY] = AppState(
+    state = app.extensions[EXTENSION_KEY] = AppState(
         settings=settings,
         backend=backend,
+        admission=Admission(settings.max_streams_per_worker, settings.max_streams_per_client),
         streams=streams,
         instance_path=app.instance_path,
         models=ModelCatalog(settings, backend),
@@ -70,19 +70,21 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
         ),
     )
 
+    start_up(state)
     init_access(app, settings)
     init_limits(app, settings)
 
-    from .views import access, api, conversations, health, pages, reattach
+    from .views import access, api, conversations, health, models, pages, reattach
 
     app.register_blueprint(access.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(conversations.bp)
+    app.register_blueprint(models.bp)
     app.register_blueprint(reattach.bp)
     app.register_blueprint(health.bp)
     register_error_handlers(app)
-    register_security_headers(app)
+    register_security(app)
 
     logging.getLogger(__name__).info("chatapp ready: backend=%s model=%s", settings.backend, settings.model)
     return app

@@ -3,6 +3,8 @@
 Every error a client can get before a stream starts is answered as
 `{"error": {"code": "<stable code>", "message": "<what is wrong>"}}` with a 4xx
 or 5xx status. The codes are `protocol.ErrorCode`, part of the public contract.
+What the inner layers refuse with typed exceptions is worded here, once: the
+store's errors (`store_error`) and admission's refusals (`refusal_error`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .protocol import ErrorCode
-from .store.errors import ConversationNotFound, InvalidParent, MessageNotFound, StoreError, WrongRole
+from .store.errors import (
+    ConversationNotFound,
+    ConversationTooLong,
+    InvalidParent,
+    MessageNotFound,
+    StoreError,
+    WrongRole,
+)
+from .store.turns import NOT_AN_ANSWER, NOT_IN_CONVERSATION
+from .streaming.admission import ClientBusy, Refused, ShuttingDown, WorkerFull
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +73,54 @@ def store_error(error: StoreError) -> ApiError:
     if isinstance(error, MessageNotFound):
         return ApiError(404, ErrorCode.MESSAGE_NOT_FOUND, "No message of this conversation has that id.")
     if isinstance(error, InvalidParent):
-        return ApiError(400, ErrorCode.INVALID_PARENT, f"parent_id cannot be used here: {error.reason}.")
+        message = _PARENT_PROBLEMS.get(error.reason, f"parent_id cannot be used here: {error.reason}.")
+        return ApiError(400, ErrorCode.INVALID_PARENT, message)
+    if isinstance(error, ConversationTooLong):
+        return ApiError(
+            400,
+            ErrorCode.CONVERSATION_TOO_LONG,
+            f"With this message the conversation is {error.total} characters long; "
+            f"the limit is {error.limit}. Start a new chat.",
+        )
     if isinstance(error, WrongRole):
         return ApiError(400, ErrorCode.NOT_AN_ANSWER, "Only an answer can be regenerated.")
     return ApiError(400, ErrorCode.INVALID_BODY, str(error))
+
+
+# The store's reasons why a parent cannot take a new message (InvalidParent.reason), in the API's words.
+_PARENT_PROBLEMS = {
+    NOT_IN_CONVERSATION: "parent_id is not a message of this conversation.",
+    NOT_AN_ANSWER: "A message follows an answer: parent_id must name an answer.",
+}
+
+
+def refusal_error(refused: Refused) -> ApiError:
+    """Why a new stream was not admitted (streaming/admission.py), as the client's error."""
+    if isinstance(refused, ShuttingDown):
+        return ApiError(
+            503, ErrorCode.SHUTTING_DOWN, "This server is restarting. Try again in a moment.", retry_after_s=2
+        )
+    if isinstance(refused, ClientBusy):
+        return ApiError(
+            429,
+            ErrorCode.TOO_MANY_STREAMS,
+            "Too many answers are streaming for you at once. Stop one, or wait for one to finish.",
+            retry_after_s=5,
+        )
+    assert isinstance(refused, WorkerFull), refused
+    return ApiError(
+        503, ErrorCode.SERVER_BUSY, "The server is at capacity. Try again in a moment.", retry_after_s=5
+    )
+
+
+def shared_state_unavailable() -> ApiError:
+    """The stream asked about runs in another process, and Redis cannot be reached."""
+    return ApiError(
+        503,
+        ErrorCode.SHARED_STATE_UNAVAILABLE,
+        "That answer runs on another server process, which cannot be reached right now. Try again.",
+        retry_after_s=2,
+    )
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -78,6 +133,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StoreError)
     def _store_error(error: StoreError) -> tuple[Response, int]:
         return store_error(error).to_response()
+
+    @app.errorhandler(Refused)
+    def _refused(refused: Refused) -> tuple[Response, int]:
+        return refusal_error(refused).to_response()
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> tuple[Response, int]:

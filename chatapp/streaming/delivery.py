@@ -5,6 +5,9 @@ at 64 bytes a second is longer than the write timeout, although the client reads
 shows that it reads is the kernel's count of the bytes it has acknowledged (Linux's TCP_INFO,
 `tcpi_bytes_acked`, since 4.1): a write is stalled only for as long as that count stands still.
 Where the count is not available (a unix socket, another OS) a write is stalled from its start.
+
+`WriteClock` is that measure for one connection: the relay's own client and a reattached reader
+(resumable.py) both keep one, and the registry's sweeper reads it.
 """
 
 from __future__ import annotations
@@ -52,3 +55,25 @@ class DeliveryWatch:
             return False
         before, self._acked = self._acked, acked
         return before is not None and acked > before
+
+
+class WriteClock:
+    """How long the write in progress to one client has gone without the client taking a byte.
+
+    The writer sets `since` to the time a write starts and back to None once the client's socket
+    took it (the server writes a yielded chunk before it asks for the next); the sweeper asks
+    `stalled_s`. A plain attribute, so that the per-token path pays one store per write."""
+
+    __slots__ = ("_delivery", "since")
+
+    def __init__(self, sock: socket.socket | None) -> None:
+        self.since: float | None = None
+        self._delivery = DeliveryWatch(sock)
+
+    def stalled_s(self, now: float) -> float:
+        since = self.since
+        if since is None:
+            return 0.0
+        if self._delivery.took_bytes():
+            self.since = since = now
+        return now - since

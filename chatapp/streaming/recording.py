@@ -5,8 +5,9 @@ call per token). One `CheckpointWriter` per process saves the text so far of
 every answer that changed, all in one unit of work, every `checkpoint_s`
 seconds, and touches the unchanged ones every few intervals, which tells other
 workers those answers are alive. A worker killed with SIGKILL therefore loses at
-most one interval, and its answers are later found as orphans and marked
-`interrupted` (store.mark_orphans_interrupted). An answer's end is written by
+most one interval, and its answers are found as orphans and marked `interrupted`
+by the same loop, every few intervals, in whichever worker looks first
+(store.mark_orphans_interrupted), and once at start-up. An answer's end is written by
 its own stream before the relay sends `done`, so a client that got `done` reads
 the final answer back.
 """
@@ -16,7 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from ..llm.base import BackendEvent, ReasoningDelta, TextDelta, Usage
 from ..protocol import FinishReason
@@ -25,7 +28,7 @@ from ..store.messages import Outcome
 from ..store.records import Status
 from ..store.records import Usage as StoredUsage
 from .registry import Cause
-from .relay import StreamEnd
+from .stream_end import StreamEnd
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 TOUCH_EVERY = 5
 # An answer whose last checkpoint is this many intervals old, and whose stream runs nowhere, is an orphan.
 ORPHAN_AFTER_CHECKPOINTS = 15
+# Orphans are looked for every this many checkpoints (an indexed query on `streaming` answers).
+SWEEP_ORPHANS_EVERY = 3
 # A rough size of a token, for an estimate when the model never reported usage.
 CHARS_PER_TOKEN = 4
 
@@ -102,32 +107,57 @@ class AnswerRecorder:
 
 
 class CheckpointWriter:
-    """Saves every live answer of this process that changed, in one unit of work per interval."""
+    """Saves every live answer of this process that changed, in one unit of work per interval, and
+    marks the answers that dead workers left `streaming` as `interrupted`."""
 
-    def __init__(self, store: Store, interval_s: float) -> None:
+    def __init__(self, store: Store, interval_s: float, is_live: Callable[[str], bool]) -> None:
         self._store = store
         self._interval_s = interval_s
+        self._is_live = is_live  # whether a stream runs in this process
         self._live: set[AnswerRecorder] = set()
         self._thread: threading.Thread | None = None
 
-    def add(self, recorder: AnswerRecorder) -> None:
-        self._live.add(recorder)
+    @property
+    def orphan_age(self) -> timedelta:
+        """How old an answer's last checkpoint must be, with its stream running nowhere, for the
+        answer to count as orphaned by a worker that died."""
+        return timedelta(seconds=self._interval_s * ORPHAN_AFTER_CHECKPOINTS)
+
+    def start(self) -> None:
+        """Run the loop: under gunicorn, a greenlet of the worker (start-up runs after patching)."""
         if self._thread is None:
-            # Started on first use, so that under gunicorn it is a greenlet of the worker.
             self._thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
             self._thread.start()
+
+    def add(self, recorder: AnswerRecorder) -> None:
+        self._live.add(recorder)
 
     def discard(self, recorder: AnswerRecorder) -> None:
         self._live.discard(recorder)
 
     def _run(self) -> None:
         event = threading.Event()  # never set: a sleep that gevent and threads both honour
+        ticks = 0
         while True:
             event.wait(self._interval_s)
+            ticks += 1
             try:
                 self.write_due()
+                if ticks % SWEEP_ORPHANS_EVERY == 0:
+                    self.mark_orphans()
+            except RuntimeError:
+                # The store's thread pool refuses work: it was closed, or the interpreter is exiting
+                # (an app made outside gunicorn, in a process that ends).
+                return
             except Exception:  # a missed checkpoint costs one interval; the next one retries
                 log.exception("checkpoint failed")
+
+    def mark_orphans(self) -> list[str]:
+        """Mark `interrupted` the answers whose worker went away mid-answer; their ids."""
+        marked = self._store.mark_orphans_interrupted(self.orphan_age, is_live=self._is_live)
+        if marked:
+            log.info("marked %d answers interrupted: their worker went away mid-answer", len(marked))
+        return marked
 
     def write_due(self) -> None:
         """One checkpoint of every answer whose text changed, or that is due to be touched."""

@@ -1,8 +1,5 @@
-"""The live streams of this worker process: admission, the registry, and the sweeper.
+"""The live streams of this worker process: the registry, and the sweeper.
 
-- `admit(client)`: count a new stream in, or refuse it (`ShuttingDown`,
-  `WorkerFull`, `ClientBusy`); it hands back the one `release` to call when the
-  response closes.
 - The registry maps stream id -> stream, so that `POST /api/chat/<id>/stop`
   can cancel it and a shutting-down worker can end what is left (`drain`).
 - The sweeper, a greenlet started with the first stream, cuts clients that
@@ -15,8 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
@@ -26,11 +21,10 @@ log = logging.getLogger(__name__)
 
 
 class LiveStream(Protocol):
-    @property
-    def stream_id(self) -> str: ...
+    """What the registry holds for a running stream: a relay, or what runs one (an answer job)."""
 
     @property
-    def resumable(self) -> bool: ...
+    def stream_id(self) -> str: ...
 
     def cancel(self, cause: Cause) -> None: ...
 
@@ -52,31 +46,12 @@ class Cause(StrEnum):
     UNREAD = "unread"  # nobody read a stored answer for CHATAPP_DETACHED_MAX_S
 
 
-class Refused(Exception):
-    """A new stream was not admitted."""
-
-
-class ShuttingDown(Refused):
-    """The worker is draining its streams before it exits."""
-
-
-class WorkerFull(Refused):
-    """This worker holds as many streams as it may (CHATAPP_MAX_STREAMS_PER_WORKER)."""
-
-
-class ClientBusy(Refused):
-    """This client has as many streams open as it may (CHATAPP_MAX_STREAMS_PER_CLIENT)."""
-
-
-Release = Callable[[], None]
-
-
 class Announcer(Protocol):
     """Told when a stream starts and ends in this process (the coordinator, for other processes)."""
 
-    def running(self, stream_id: str, resumable: bool) -> None: ...
+    def running(self, stream_id: str) -> None: ...
 
-    def finished(self, stream_id: str, resumable: bool) -> None: ...
+    def finished(self, stream_id: str) -> None: ...
 
 
 class Reader(Protocol):
@@ -89,64 +64,30 @@ class Reader(Protocol):
 
 
 class StreamRegistry:
-    def __init__(
-        self, write_timeout_s: float, max_streams: int = 0, max_per_client: int = 0, tick_s: float = 1.0
-    ) -> None:
+    def __init__(self, write_timeout_s: float, tick_s: float = 1.0) -> None:
         self._streams: dict[str, LiveStream] = {}
-        self.draining = False
         self._write_timeout_s = write_timeout_s
         # How often the sweeper looks at every stream: the precision of write timeouts, and of
         # heartbeats and deadlines for relays whose reads it wakes.
         self._tick_s = tick_s
         self._sweeper: threading.Thread | None = None
-        # Admission: streams admitted and not yet released, in all and per client (0: no cap).
-        self._max_streams = max_streams
-        self._max_per_client = max_per_client
-        self._admitted = 0
-        self._per_client: Counter[str] = Counter()
         self._readers: set[Reader] = set()
         self.announcer: Announcer | None = None
 
     def __len__(self) -> int:
         return len(self._streams)
 
-    def admit(self, client: str) -> Release:
-        """Count a new stream in, or refuse it: a full worker sheds load rather than slowing every
-        stream it holds. Returns the release to call once when its response closes (a second
-        call does nothing)."""
-        if self.draining:
-            raise ShuttingDown
-        if self._max_streams and self._admitted >= self._max_streams:
-            raise WorkerFull
-        if self._max_per_client and self._per_client[client] >= self._max_per_client:
-            raise ClientBusy
-        self._admitted += 1
-        self._per_client[client] += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if released:
-                return
-            released = True
-            self._admitted -= 1
-            self._per_client[client] -= 1
-            if self._per_client[client] <= 0:
-                del self._per_client[client]
-
-        return release
-
     def add(self, stream: LiveStream) -> None:
         self._streams[stream.stream_id] = stream
         self._start_sweeping()
         if self.announcer is not None:
-            self.announcer.running(stream.stream_id, stream.resumable)
+            self.announcer.running(stream.stream_id)
 
     def remove(self, stream: LiveStream) -> None:
         if self._streams.get(stream.stream_id) is stream:
             del self._streams[stream.stream_id]
             if self.announcer is not None:
-                self.announcer.finished(stream.stream_id, stream.resumable)
+                self.announcer.finished(stream.stream_id)
 
     def add_reader(self, reader: Reader) -> None:
         self._readers.add(reader)
@@ -179,9 +120,8 @@ class StreamRegistry:
         return len(streams)
 
     def drain(self, deadline: float) -> int:
-        """Admit no more; let running streams finish until `deadline` (monotonic), then cancel
-        the rest. Returns how many were cancelled."""
-        self.draining = True
+        """Let running streams finish until `deadline` (monotonic), then cancel the rest. Returns
+        how many were cancelled. (Close the admission first, or new ones keep coming.)"""
         while self._streams and time.monotonic() < deadline:
             time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
         return self.cancel_all(Cause.SHUTDOWN)

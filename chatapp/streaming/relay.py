@@ -32,8 +32,8 @@ import socket
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from .. import sse
 from ..llm.base import (
@@ -53,9 +53,10 @@ from ..protocol import (
     new_stream_id,
     stream_error_code,
 )
-from .delivery import DeliveryWatch
+from .delivery import WriteClock
 from .greenlets import ReadWake, current_greenlet, hang_up, interrupt, wake_read, watch_for_disconnect
-from .registry import Cause, StreamRegistry
+from .registry import Cause, LiveStream, StreamRegistry
+from .stream_end import StreamEnd, StreamObserver, StreamStats, log_stream_end
 
 log = logging.getLogger(__name__)
 
@@ -65,45 +66,10 @@ KEEP_ALIVE = sse.KEEP_ALIVE
 MIN_WAIT_S = 0.001
 
 
-@dataclass
-class StreamStats:
-    """What the one log line at the end of a stream reports."""
-
-    started: float = field(default_factory=time.monotonic)
-    first_token_at: float | None = None
-    tokens: int = 0
-    finish_reason: FinishReason = FinishReason.CANCELLED
-
-
 @dataclass(frozen=True)
 class RelayLimits:
     heartbeat_s: float = 15.0
     max_stream_s: float = 600.0
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEnd:
-    """How a stream ended, for an observer that keeps the answer."""
-
-    finish_reason: FinishReason
-    cause: Cause | None  # why it was cancelled, when it was
-    error: tuple[StreamErrorCode, str] | None
-    served_model: str | None
-    ttft_ms: int | None
-    duration_ms: int
-
-
-class StreamObserver(Protocol):
-    """Sees what a stream relays (a stored conversation's answer is written so). Called in the
-    relay's greenlet: `began` when the response body starts, `seen` once per read (never per
-    token), `ended` once, before `done` is written, so that a client that got `done` finds the
-    answer stored."""
-
-    def began(self) -> None: ...
-
-    def seen(self, events: list[BackendEvent]) -> None: ...
-
-    def ended(self, end: StreamEnd) -> None: ...
 
 
 class Relay:
@@ -118,11 +84,10 @@ class Relay:
         stream_id: str | None = None,
         observer: StreamObserver | None = None,
         start_fields: dict[str, str] | None = None,
-        resumable: bool = False,
     ) -> None:
         self.stream_id = stream_id or new_stream_id()
-        # Generated for an answer log that readers follow (answer_jobs), not for one client.
-        self.resumable = resumable
+        # What the registry holds for this stream: the relay, or what runs it (resumable.AnswerJob).
+        self.live: LiveStream = self
         self.model_stream = model_stream
         self._writer = EventWriter(self.stream_id)
         self._limits = limits
@@ -132,8 +97,7 @@ class Relay:
         self._cancel_cause: Cause | None = None
         self._opener: Any | None = None
         self._opened = threading.Event()
-        self._writing_since: float | None = None
-        self._delivery = DeliveryWatch(client_socket)
+        self._clock = WriteClock(client_socket)
         self._done_sent = False
         # While the relay waits in a read with no timeout: when the sweeper should wake it.
         self._wake_at: float | None = None
@@ -155,12 +119,10 @@ class Relay:
         stop_watching = None
         try:
             if self._registry is not None:
-                self._registry.add(self)
+                self._registry.add(self.live)
             if self._observer is not None:
                 self._observer.began()
-            # A resumable answer goes on when its client leaves; a stream for one client ends.
-            watched = None if self.resumable else self._socket
-            stop_watching = watch_for_disconnect(watched, lambda: self.cancel(Cause.CLIENT_GONE))
+            stop_watching = watch_for_disconnect(self._socket, lambda: self.cancel(Cause.CLIENT_GONE))
             # Bytes at once: proxies and the browser see the stream open before the model speaks.
             start = self._writer.start(self.model_stream.model, **self._start_fields)
             yield from self._write(KEEP_ALIVE + start)
@@ -171,13 +133,15 @@ class Relay:
             if stop_watching is not None:
                 stop_watching()
             if self._registry is not None:
-                self._registry.remove(self)
+                self._registry.remove(self.live)
             if self._done_sent:
                 self.model_stream.close()  # already ended by the backend; makes sure
             else:
                 self.cancel(Cause.CLIENT_GONE)  # the server closed the body: the client is gone
                 self._end(FinishReason.CANCELLED)
-            self._log_end()
+            log_stream_end(
+                self.stream_id, self.model_stream.model, self.stats, self._cancel_cause, self._client
+            )
 
     def _open(self) -> Generator[bytes, None, bool]:
         """Send the request in a helper, with heartbeats until the model answers; True once it has."""
@@ -242,9 +206,10 @@ class Relay:
             for event in events:
                 finished = self._encode(event, out)
             # Inlined _write: this is the per-token path.
-            self._writing_since = time.monotonic()
+            clock = self._clock
+            clock.since = time.monotonic()
             yield b"".join(out)
-            self._writing_since = None
+            clock.since = None
             if finished:
                 return
             next_beat = time.monotonic() + heartbeat_s
@@ -275,9 +240,9 @@ class Relay:
     def _write(self, chunk: bytes) -> Iterator[bytes]:
         # The server writes a yielded chunk before it asks for the next, so the time spent
         # suspended here is the time the client's socket takes to accept it.
-        self._writing_since = time.monotonic()
+        self._clock.since = time.monotonic()
         yield chunk
-        self._writing_since = None
+        self._clock.since = None
 
     # -- what to write ------------------------------------------------------------------
 
@@ -360,39 +325,16 @@ class Relay:
 
     def write_stalled_s(self, now: float) -> float:
         """How long the write in progress has gone without the client taking a byte."""
-        since = self._writing_since
-        if since is None:
-            return 0.0
-        if self._delivery.took_bytes():
-            self._writing_since = since = now
-        return now - since
+        return self._clock.stalled_s(now)
 
     def adopt(self) -> None:
-        """Go on in the calling greenlet: a resumable answer whose client left is taken over by
-        a greenlet of its own (answer_jobs), which the sweeper must wake from now on."""
+        """The calling greenlet iterates the frames from now on (it took them over from the
+        response's greenlet): the one the sweeper must wake."""
         if self._reader is not None:
             self._reader = current_greenlet()
 
     def hang_up(self) -> None:
-        """Cut a client that stopped reading: its blocked write fails, and the stream ends (a
-        resumable answer goes on without that client)."""
-        if not self.resumable:
-            self.cancel(Cause.WRITE_TIMEOUT)
+        """Cut a client that stopped reading: its blocked write fails, and the stream ends."""
+        self.cancel(Cause.WRITE_TIMEOUT)
         if self._socket is not None:
             hang_up(self._socket)
-
-    def _log_end(self) -> None:
-        s = self.stats
-        ttft = f"{(s.first_token_at - s.started) * 1000:.0f}" if s.first_token_at else "-"
-        log.info(
-            "stream end id=%s model=%s finish_reason=%s cause=%s tokens=%d ttft_ms=%s "
-            "duration_ms=%.0f client=%s",
-            self.stream_id,
-            self.model_stream.model,
-            s.finish_reason,
-            self._cancel_cause if s.finish_reason == FinishReason.CANCELLED else "-",
-            s.tokens,
-            ttft,
-            (time.monotonic() - s.started) * 1000,
-            self._client or "-",
-        )

@@ -13,18 +13,27 @@ endpoint, by the relay's limits (`CHATAPP_MAX_STREAM_S`, the upstream idle limit
 
 An ended answer's log is kept for `CHATAPP_STREAM_RETENTION_S`, so that a reader that comes back
 after the end still gets everything up to `done`; after that the stored message is the truth.
+
+What makes an answer resumable lives here: the registry holds the `AnswerJob`, not its relay, so
+that cutting a client that stopped reading cuts that client only, and the relay, built with no
+client socket, never ends with a connection. `FollowReader` is a connection that follows an answer
+it does not run, from this process's log or another's (coordination/).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Generator, Iterator
 
+from .admission import Release
 from .answer_log import KEEP_ALIVE, AnswerLog
 from .coordination import Coordinator
-from .registry import Cause, Release, StreamRegistry
+from .delivery import WriteClock
+from .greenlets import hang_up
+from .registry import Cause, StreamRegistry
 from .relay import Relay
 
 log = logging.getLogger(__name__)
@@ -34,18 +43,50 @@ TICK_S = 1.0
 
 
 class AnswerJob:
-    """One resumable answer: its relay, its log, and who runs the relay now."""
+    """One resumable answer: its relay, its log, and who runs the relay now. What the registry
+    holds for the answer (`registry.LiveStream`)."""
 
     def __init__(
-        self, relay: Relay, answer_log: AnswerLog, release: Release, coordinator: Coordinator
+        self,
+        relay: Relay,
+        answer_log: AnswerLog,
+        release: Release,
+        coordinator: Coordinator,
+        first_client: socket.socket | None,
     ) -> None:
         self.relay = relay
         self.log = answer_log
         self._release = release
         self._coordinator = coordinator
+        self._first_client = first_client
+        self._clock = WriteClock(first_client)
         self._frames: Generator[bytes, None, None] | None = None
         self._detached = False
         self._finished = False
+        relay.live = self
+
+    # -- what the registry asks of a live stream ----------------------------------------
+
+    @property
+    def stream_id(self) -> str:
+        return self.relay.stream_id
+
+    def cancel(self, cause: Cause) -> None:
+        self.relay.cancel(cause)
+
+    def write_stalled_s(self, now: float) -> float:
+        """How long the first client has not taken the write in progress (0 once detached)."""
+        return self._clock.stalled_s(now)
+
+    def hang_up(self) -> None:
+        """Cut the first client, which stopped reading; the answer goes on without it."""
+        if self._first_client is not None:
+            hang_up(self._first_client)
+
+    def wake_if_due(self, now: float) -> None:
+        self.relay.wake_if_due(now)
+
+    # -- running it ----------------------------------------------------------------------
 
     def first_reader(self) -> Iterator[bytes]:
         """The body of the response that started the answer: the relay's frames as any stream's,
@@ -53,9 +94,12 @@ class AnswerJob:
         frames = self._frames = self.relay.frames()
         self.log.reader_joined()
         try:
+            clock = self._clock
             for chunk in frames:
                 self._record(chunk)
+                clock.since = time.monotonic()
                 yield chunk
+                clock.since = None
         except GeneratorExit:  # the server closed this body: the client is gone
             self.detach()
             raise
@@ -122,8 +166,9 @@ class AnswerJobs:
     def __len__(self) -> int:
         return len(self._logs)
 
-    def start(self, relay: Relay, release: Release) -> AnswerJob:
-        """A job for `relay`, whose `first_reader()` is the body of the response that asked for it;
+    def start(self, relay: Relay, release: Release, first_client: socket.socket | None) -> AnswerJob:
+        """A job for `relay` (built with no client socket: the answer outlives its connection), whose
+        `first_reader()` is the body of the response that asked for it, on `first_client`'s socket;
         `release` (its admission) is called once the answer ended."""
         answer_log = AnswerLog(relay.stream_id)
         self._logs[relay.stream_id] = answer_log
@@ -131,7 +176,7 @@ class AnswerJobs:
         if self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="answer-jobs", daemon=True)
             self._ticker.start()
-        return AnswerJob(relay, answer_log, release, self._coordinator)
+        return AnswerJob(relay, answer_log, release, self._coordinator, first_client)
 
     def log_for(self, stream_id: str) -> AnswerLog | None:
         """The log of an answer of this process, running or ended within the retention."""
@@ -162,3 +207,36 @@ class AnswerJobs:
             answer_log.unread_since = now
             return False
         return True
+
+
+class FollowReader:
+    """A response that follows an answer it does not run (this process's log, or another's through
+    coordination/): a reader that stops taking bytes is cut after the write timeout, as a stream's
+    own client is (the registry's sweeper asks `write_stalled_s`)."""
+
+    def __init__(self, frames: Iterator[bytes], registry: StreamRegistry, sock: socket.socket | None) -> None:
+        self._frames = frames
+        self._registry = registry
+        self._socket = sock
+        self._clock = WriteClock(sock)
+
+    def body(self) -> Iterator[bytes]:
+        self._registry.add_reader(self)
+        clock = self._clock
+        try:
+            for chunk in self._frames:
+                clock.since = time.monotonic()
+                yield chunk
+                clock.since = None
+        finally:
+            self._registry.remove_reader(self)
+            close = getattr(self._frames, "close", None)
+            if close is not None:
+                close()
+
+    def write_stalled_s(self, now: float) -> float:
+        return self._clock.stalled_s(now)
+
+    def hang_up(self) -> None:
+        if self._socket is not None:
+            hang_up(self._socket)

@@ -6,7 +6,6 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from werkzeug.wrappers import Response
 
 from ..access import check_token, safe_next, sign_in_session
-from ..security import reject_cross_site
 from ..state import app_state
 
 bp = Blueprint("access", __name__)
@@ -20,7 +19,6 @@ def sign_in() -> Response | tuple[str, int] | str:
     wanted = safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_template("sign_in.html", error=None, next=wanted)
-    reject_cross_site(request)
     if check_token(settings, request.form.get("token", "")):
         sign_in_session()
         return redirect(wanted or url_for("pages.chat_page"))

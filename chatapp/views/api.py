@@ -4,38 +4,26 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from ..errors import ApiError
+from ..errors import ApiError, shared_state_unavailable
 from ..protocol import ErrorCode
 from ..rate_limits import streams_rate_limit
-from ..security import reject_cross_site
 from ..state import app_state
-from ..stream_responses import admit, relay_for, sse_response
+from ..stream_responses import admitted_stream, stream_response
 from ..streaming.coordination import SharedStateUnavailable
 from ..validation import parse_chat_request, require_json_content_type
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
-@bp.before_request
-def _only_from_this_site() -> None:
-    reject_cross_site(request)
-
-
 @bp.post("/chat")
 @streams_rate_limit
 def chat() -> Response:
-    state = app_state(current_app)
-    settings = state.settings
+    settings = app_state(current_app).settings
     require_json_content_type(request.mimetype)
-    release = admit()
-    try:
+    with admitted_stream() as release:
         # Past the byte limit this raises 413 (Content-Length) or stops early (chunked; see create_app).
         chat_request = parse_chat_request(request.get_data(cache=False), settings)
-        relay = relay_for(chat_request)
-    except BaseException:
-        release()
-        raise
-    return sse_response(relay, release)
+        return stream_response(chat_request, release)
 
 
 @bp.post("/chat/<stream_id>/stop")
@@ -54,12 +42,3 @@ def stop(stream_id: str) -> tuple[dict[str, bool], int]:
             404, ErrorCode.STREAM_NOT_FOUND, "No stream with that id is running; it may have ended already."
         )
     return {"stopped": True}, 202
-
-
-def shared_state_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        ErrorCode.SHARED_STATE_UNAVAILABLE,
-        "That answer runs on another server process, which cannot be reached right now. Try again.",
-        retry_after_s=2,
-    )

@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, url_for
 
+from ..conversation_json import conversation_json, conversation_summary
 from ..state import app_state
 from ..store.errors import ConversationNotFound
-from .conversations import conversation_summary, read_conversation
 
 bp = Blueprint("pages", __name__)
 
@@ -26,13 +26,13 @@ def chat_page() -> str:
 
 @bp.get("/c/<conversation_id>")
 def conversation_page(conversation_id: str) -> str | tuple[str, int]:
+    state = app_state(current_app)
     try:
-        # Marks answers orphaned by a dead worker `interrupted` before reading, as the API does.
-        conversation = read_conversation(conversation_id)
+        view = state.store.read_conversation(conversation_id)
     except ConversationNotFound:
         # The app answers errors as JSON; a person who followed a stale link gets a page.
         return render_template("not_found.html"), 404
-    return _chat_page(conversation)
+    return _chat_page(conversation_json(view.conversation, view.messages, state.settings.model))
 
 
 def _chat_page(conversation: dict[str, Any] | None) -> str:
@@ -44,7 +44,7 @@ def _chat_page(conversation: dict[str, Any] | None) -> str:
     page_config = {
         "chatUrl": url_for("api.chat"),
         "conversationsUrl": url_for("conversations.list_conversations"),
-        "modelsUrl": url_for("conversations.list_models"),
+        "modelsUrl": url_for("models.list_models"),
         "newChatUrl": url_for("pages.chat_page"),
         "conversationPageUrl": _conversation_url_prefix(),
         # Where the page reattaches to an answer (`<streamsUrl>/<stream_id>`).

@@ -7,22 +7,15 @@ import re
 
 from flask import Blueprint, Response, current_app, request
 
-from ..errors import ApiError
+from ..errors import ApiError, shared_state_unavailable
 from ..protocol import ErrorCode
-from ..security import reject_cross_site
 from ..state import app_state
 from ..stream_responses import follow_response
 from ..streaming.coordination import SharedStateUnavailable
-from .api import shared_state_unavailable
 
 bp = Blueprint("reattach", __name__, url_prefix="/api")
 
 _POSITION = re.compile(r"(?:(?P<stream>[A-Za-z0-9_-]+):)?(?P<sequence>[0-9]{1,12})")
-
-
-@bp.before_request
-def _only_from_this_site() -> None:
-    reject_cross_site(request)
 
 
 @bp.get("/streams/<stream_id>")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from ..admission import Release
 from ..answer_log import AnswerLog
-
-Release = Callable[[], None]
 
 
 class SharedStateUnavailable(Exception):
@@ -26,12 +25,13 @@ class Coordinator(Protocol):
         it answers whether the stream ran here (and was stopped)."""
 
     def admit(self, client: str) -> Release:
-        """Count one more stream for `client` across every process, or raise `streams.ClientBusy`."""
+        """Count one more stream for `client` across every process, or raise `admission.ClientBusy`."""
 
-    def running(self, stream_id: str, resumable: bool) -> None:
-        """A stream starts in this process (before its `start` event goes out)."""
+    def running(self, stream_id: str) -> None:
+        """A stream starts in this process (before its `start` event goes out); a resumable
+        answer's log is `mirror`ed before that."""
 
-    def finished(self, stream_id: str, resumable: bool) -> None:
+    def finished(self, stream_id: str) -> None:
         """It ended."""
 
     def stop_elsewhere(self, stream_id: str) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..admission import Release
 from ..answer_log import AnswerLog
-from .base import Release, RemoteFollow
+from .base import RemoteFollow
 
 
 def _nothing() -> None:
@@ -17,12 +18,12 @@ class LocalCoordinator:
         pass
 
     def admit(self, client: str) -> Release:
-        return _nothing  # the registry's own per-client cap is the whole cap
+        return _nothing  # this process's own per-client cap (admission.py) is the whole cap
 
-    def running(self, stream_id: str, resumable: bool) -> None:
+    def running(self, stream_id: str) -> None:
         pass
 
-    def finished(self, stream_id: str, resumable: bool) -> None:
+    def finished(self, stream_id: str) -> None:
         pass
 
     def stop_elsewhere(self, stream_id: str) -> bool:

@@ -27,9 +27,9 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
+from ..admission import ClientBusy, Release
 from ..answer_log import AnswerLog
-from ..registry import ClientBusy
-from .base import Release, SharedStateUnavailable
+from .base import SharedStateUnavailable
 from .redis_log import FOLLOW_CHANNEL, LogMirror, RedisFollow, reading_key, running_key
 
 log = logging.getLogger(__name__)
@@ -207,8 +207,9 @@ class RedisCoordinator:
 
     # -- what runs where ---------------------------------------------------------------
 
-    def running(self, stream_id: str, resumable: bool) -> None:
-        value = b"r" if resumable else b"s"
+    def running(self, stream_id: str) -> None:
+        # A resumable answer's log is mirrored before its stream starts (AnswerJobs.start).
+        value = b"r" if self._mirror.mirrors(stream_id) else b"s"
         self._running[stream_id] = value
         self._start_renewing()
         try:
@@ -216,8 +217,8 @@ class RedisCoordinator:
         except RedisError as exc:
             self._failed("register a stream", exc)
 
-    def finished(self, stream_id: str, resumable: bool) -> None:
-        self._running.pop(stream_id, None)
+    def finished(self, stream_id: str) -> None:
+        resumable = self._running.pop(stream_id, b"").endswith(b"r")  # `r`, or `xr` once stopped
         try:
             if resumable:
                 # Its log's last entry reaches Redis with the mirror's next flush: until then a

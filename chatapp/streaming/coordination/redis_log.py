@@ -81,6 +81,10 @@ class LogMirror:
             self._thread = threading.Thread(target=self._run, name="log-mirror", daemon=True)
             self._thread.start()
 
+    def mirrors(self, stream_id: str) -> bool:
+        """True while this process's log of `stream_id` is mirrored (a resumable answer's)."""
+        return stream_id in self._logs
+
     def changed(self, answer_log: AnswerLog) -> None:
         """Called per chunk appended (the per-token path): a set insertion, and a wake-up only for
         an answer that must go out soon (it ended, or a reader elsewhere follows it)."""
