@@ -10,8 +10,8 @@ that, and reading the upstream socket directly, is where the relay's CPU per
 token went (docs/performance.md). A model faster than its client waits: the
 relay reads only after the client's socket took the previous write.
 
-Only `open()`, which waits for the model's headers, runs in a helper thread,
-so that heartbeats flow while a slow server (a model loading) has not answered.
+Only `open()`, which waits for the model's headers, runs in a helper
+(opening.py), so that heartbeats flow while a slow server has not answered.
 
 What the frames say is `protocol.EventWriter`'s job; this module decides when:
 every stream ends with exactly one `done` event unless the client is gone, and
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -54,9 +53,10 @@ from ..protocol import (
     stream_error_code,
 )
 from .delivery import WriteClock
-from .greenlets import ReadWake, current_greenlet, hang_up, interrupt, wake_read, watch_for_disconnect
+from .greenlets import ReadWake, current_greenlet, hang_up, wake_read, watch_for_disconnect
+from .opening import ModelOpener
 from .registry import Cause, LiveStream, StreamRegistry
-from .stream_end import StreamEnd, StreamObserver, StreamStats, log_stream_end
+from .stream_end import StreamObserver, StreamStats, log_stream_end
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ class Relay:
         self._socket = client_socket
         self._client = client
         self._cancel_cause: Cause | None = None
-        self._opener: Any | None = None
-        self._opened = threading.Event()
+        self._opener = ModelOpener(model_stream, f"open-{self.stream_id}")
         self._clock = WriteClock(client_socket)
         self._done_sent = False
         # While the relay waits in a read with no timeout: when the sweeper should wake it.
@@ -145,21 +144,10 @@ class Relay:
 
     def _open(self) -> Generator[bytes, None, bool]:
         """Send the request in a helper, with heartbeats until the model answers; True once it has."""
-        failure: list[BaseException] = []
-
-        def open_model() -> None:
-            self._opener = current_greenlet()
-            try:
-                self.model_stream.open()
-            except BaseException as exc:  # handed over; GreenletExit is cancel() interrupting
-                failure.append(exc)
-            finally:
-                self._opener = None
-                self._opened.set()
-
-        threading.Thread(target=open_model, name=f"open-{self.stream_id}", daemon=True).start()
+        opener = self._opener
+        opener.start()
         deadline = self.stats.started + self._limits.max_stream_s
-        while not self._opened.wait(min(self._limits.heartbeat_s, deadline - time.monotonic())):
+        while not opener.wait(min(self._limits.heartbeat_s, deadline - time.monotonic())):
             if self._cancel_cause is not None:
                 break
             if time.monotonic() >= deadline:
@@ -169,8 +157,8 @@ class Relay:
         if self._cancel_cause is not None:
             yield from self._write_cancelled()
             return False
-        if failure:
-            yield from self._write(self._failed(failure[0]))
+        if opener.failure is not None:
+            yield from self._write(self._failed(opener.failure))
             return False
         return True
 
@@ -294,15 +282,7 @@ class Relay:
         self.stats.finish_reason = reason
         if self._observer is None:
             return
-        s = self.stats
-        end = StreamEnd(
-            finish_reason=reason,
-            cause=self._cancel_cause if reason == FinishReason.CANCELLED else None,
-            error=self._error,
-            served_model=self.model_stream.served_model,
-            ttft_ms=None if s.first_token_at is None else round((s.first_token_at - s.started) * 1000),
-            duration_ms=round((time.monotonic() - s.started) * 1000),
-        )
+        end = self.stats.end(self._cancel_cause, self._error, self.model_stream.served_model)
         try:
             self._observer.ended(end)
         except Exception:  # the answer was streamed; failing to keep it must not break the stream
@@ -317,11 +297,9 @@ class Relay:
             return
         self._cancel_cause = cause
         self.model_stream.close()
-        if self._opener is not None:
-            # Closing the stream ends a blocked read, but before the upstream has sent its
-            # headers there is nothing to close yet: interrupt the helper that waits for them.
-            interrupt(self._opener)
-        self._opened.set()  # wakes a relay waiting for the helper
+        # Closing the stream ends a blocked read, but before the upstream has sent its headers
+        # there is nothing to close yet: the opener interrupts its helper, and wakes the relay.
+        self._opener.cancel()
 
     def write_stalled_s(self, now: float) -> float:
         """How long the write in progress has gone without the client taking a byte."""

@@ -18,16 +18,6 @@ from .registry import Cause
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class StreamStats:
-    """What the one log line at the end of a stream reports."""
-
-    started: float = field(default_factory=time.monotonic)
-    first_token_at: float | None = None
-    tokens: int = 0
-    finish_reason: FinishReason = FinishReason.CANCELLED
-
-
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
     """How a stream ended, for an observer that keeps the answer."""
@@ -38,6 +28,32 @@ class StreamEnd:
     served_model: str | None
     ttft_ms: int | None
     duration_ms: int
+
+
+@dataclass
+class StreamStats:
+    """What the one log line at the end of a stream reports."""
+
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    tokens: int = 0
+    finish_reason: FinishReason = FinishReason.CANCELLED
+
+    def end(
+        self, cancel_cause: Cause | None, error: tuple[StreamErrorCode, str] | None, served_model: str | None
+    ) -> StreamEnd:
+        """What the observer is told, now that `finish_reason` is set."""
+        reason = self.finish_reason
+        return StreamEnd(
+            finish_reason=reason,
+            cause=cancel_cause if reason == FinishReason.CANCELLED else None,
+            error=error,
+            served_model=served_model,
+            ttft_ms=None
+            if self.first_token_at is None
+            else round((self.first_token_at - self.started) * 1000),
+            duration_ms=round((time.monotonic() - self.started) * 1000),
+        )
 
 
 class StreamObserver(Protocol):

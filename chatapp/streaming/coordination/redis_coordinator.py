@@ -22,20 +22,27 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-import redis
 from redis.exceptions import RedisError
 
 from ..admission import ClientBusy, Release
 from ..answer_log import AnswerLog
 from .base import SharedStateUnavailable
-from .redis_log import FOLLOW_CHANNEL, LogMirror, RedisFollow, reading_key, running_key
+from .redis_log import LogMirror, RedisFollow
+from .redis_schema import (
+    ADMIT_SCRIPT,
+    FOLLOW_CHANNEL,
+    STOP_CHANNEL,
+    STOP_CHANNEL_BYTES,
+    STOP_SCRIPT,
+    client_key,
+    connect,
+    reading_key,
+    running_key,
+)
 
 log = logging.getLogger(__name__)
 
-STOP_CHANNEL = "chatapp:stop"
-STOP_CHANNEL_BYTES = STOP_CHANNEL.encode()
 # A running stream's key, and a client's stream in its cap, live this long unless renewed.
 LEASE_S = 30
 RENEW_EVERY_S = LEASE_S / 3
@@ -47,52 +54,6 @@ ENDED_KEY_S = 10
 # Connections for commands per process (blocking reads have their own).
 COMMAND_CONNECTIONS = 16
 
-# A running stream's key holds `r` (resumable) or `s`; `xr`/`xs` once its process took a stop
-# (the acknowledgement the stop endpoint waits for); `e` when a resumable answer ended and its
-# log's last entry may still be on its way to Redis.
-_STOP_SCRIPT = """
-local state = redis.call('get', KEYS[1])
-if state == 'r' or state == 's' then
-  redis.call('publish', ARGV[1], ARGV[2])
-  return 1
-end
-if state == 'xr' or state == 'xs' then
-  return 2
-end
-return 0
-"""
-
-_ADMIT_SCRIPT = """
-redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1])
-if redis.call('zcard', KEYS[1]) >= tonumber(ARGV[3]) then
-  return 0
-end
-redis.call('zadd', KEYS[1], ARGV[2], ARGV[4])
-redis.call('expire', KEYS[1], ARGV[5])
-return 1
-"""
-
-
-def _client(url: str, *, max_connections: int | None = None, **options: Any) -> redis.Redis:
-    # RESP2 and no CLIENT SETINFO: a new connection is ready after the TCP handshake, with no
-    # HELLO and two SETINFO round trips first.
-    bounded = {"max_connections": max_connections, "timeout": 5} if max_connections else {}
-    pool_class = redis.BlockingConnectionPool if max_connections else redis.ConnectionPool
-    pool = pool_class.from_url(
-        url,
-        **bounded,
-        socket_connect_timeout=2,
-        protocol=2,
-        lib_name=None,
-        lib_version=None,
-        **options,
-    )
-    return redis.Redis(connection_pool=pool)
-
-
-def _client_key(client: str) -> str:
-    return f"chatapp:client:{client}"
-
 
 class RedisCoordinator:
     def __init__(
@@ -101,12 +62,12 @@ class RedisCoordinator:
         # Commands answer within milliseconds; a dead server is noticed within seconds. A bounded
         # pool: a burst of streams shares a few connections (greenlets wait their turn) instead of
         # opening one each.
-        self._redis = _client(url, socket_timeout=5, max_connections=COMMAND_CONNECTIONS)
+        self._redis = connect(url, socket_timeout=5, max_connections=COMMAND_CONNECTIONS)
         # XREAD BLOCK holds its connection up to a heartbeat: one per reader in another process.
-        self._blocking = _client(url, socket_timeout=heartbeat_s + 5)
+        self._blocking = connect(url, socket_timeout=heartbeat_s + 5)
         self._url = url
-        self._stop = self._redis.register_script(_STOP_SCRIPT)
-        self._admit = self._redis.register_script(_ADMIT_SCRIPT)
+        self._stop = self._redis.register_script(STOP_SCRIPT)
+        self._admit = self._redis.register_script(ADMIT_SCRIPT)
         self._max_per_client = max_per_client
         self._mirror = LogMirror(
             self._redis, retention_s=retention_s, max_stream_s=max_stream_s, heartbeat_s=heartbeat_s
@@ -135,7 +96,7 @@ class RedisCoordinator:
         reconnecting = False
         while True:
             # No socket timeout: it waits for the next message; a server that went away is an error.
-            client = _client(self._url, socket_timeout=None, health_check_interval=30)
+            client = connect(self._url, socket_timeout=None, health_check_interval=30)
             pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(STOP_CHANNEL, FOLLOW_CHANNEL)
@@ -233,7 +194,7 @@ class RedisCoordinator:
         if not self._max_per_client:
             return _nothing
         member = secrets.token_hex(8)
-        key = _client_key(client)
+        key = client_key(client)
         now = time.time()
         try:
             admitted = self._admit(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from redis.exceptions import RedisError
 
 from ..answer_log import KEEP_ALIVE, AnswerLog, data_after, frames_after
+from .redis_schema import FOLLOW_CHANNEL, log_key, reading_key, running_key
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -37,21 +38,8 @@ log = logging.getLogger(__name__)
 # in a pipeline, about as much as relaying a token).
 HOT_FLUSH_S = 0.03
 COLD_FLUSH_S = 0.5
-FOLLOW_CHANNEL = "chatapp:follow"
 # Entries kept per answer (one per flush): far more than an answer of CHATAPP_MAX_STREAM_S writes.
 MAX_ENTRIES = 100_000
-
-
-def log_key(stream_id: str) -> str:
-    return f"chatapp:log:{stream_id}"
-
-
-def running_key(stream_id: str) -> str:
-    return f"chatapp:running:{stream_id}"
-
-
-def reading_key(stream_id: str) -> str:
-    return f"chatapp:reading:{stream_id}"
 
 
 class LogMirror:
