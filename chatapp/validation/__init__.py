@@ -1,8 +1,10 @@
 """Request bodies -> typed requests, or the `ApiError` that says what is wrong.
 
-`chat`: the stateless `POST /api/chat`; `conversations`: the stored conversations'
-endpoints; `fields`: what they share. Nothing here touches Flask's request, the
-network or the store, so a rejected request changes nothing.
+`chat_request`: the stateless `POST /api/chat`; `conversation_requests`: the stored
+conversations' endpoints; `fields`: what they share. The views hand in the raw body
+and the settings: nothing here reads Flask's request or calls the network or the
+store (it borrows the store's `UNSET` marker for a field a change leaves alone), so
+a rejected request changes nothing.
 """
 
 from .chat_request import parse_chat_request
