@@ -5,19 +5,30 @@ streaming responses. This file is loaded by the master before any worker
 exists, so it must not import chatapp, openai or ssl (see preload_app).
 """
 
+from __future__ import annotations
+
 import ipaddress
 import multiprocessing
 import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dotenv import find_dotenv, load_dotenv
 
 from serving.connection_limits import ConnectionLimits
 
+if TYPE_CHECKING:
+    from chatapp.state import AppState  # never at run time: the master must not import chatapp
 
-def _setting(name, default, parse, valid, expected):
+T = TypeVar("T", int, float)
+
+
+def _setting(
+    name: str, default: T, parse: Callable[[str], T], valid: Callable[[T], bool], expected: str
+) -> T:
     """A setting from the environment, `parse`d and checked by `valid`; a bad value stops start-up
     naming the variable, as chatapp's own settings do (this file may not import chatapp: see
     preload_app)."""
@@ -33,11 +44,11 @@ def _setting(name, default, parse, valid, expected):
     return value
 
 
-def _whole_number(name, default, minimum=1):
+def _whole_number(name: str, default: int, minimum: int = 1) -> int:
     return _setting(name, default, int, lambda v: v >= minimum, f"a whole number of at least {minimum}")
 
 
-def _seconds(name, default):
+def _seconds(name: str, default: float) -> float:
     return _setting(name, default, float, lambda v: v > 0, "a number of seconds greater than 0")
 
 
@@ -112,7 +123,7 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 control_socket_disable = True
 
 
-def on_starting(server):
+def on_starting(server: Any) -> None:
     """Refuse several workers without Redis (from WEB_CONCURRENCY or --workers alike): a Stop or a
     reattach that reached the wrong worker would not find its stream. Refuse keep-alive off
     (--keep-alive 0): gunicorn would then wait for a request's headers with no timeout."""
@@ -126,7 +137,7 @@ def on_starting(server):
         )
 
 
-def post_worker_init(worker):
+def post_worker_init(worker: Any) -> None:
     """In each worker, after gevent has patched it and the app is loaded: on SIGTERM, let
     running answers finish within graceful_timeout, then end the rest cleanly."""
     import gc
@@ -141,12 +152,10 @@ def post_worker_init(worker):
     # collection, whose full pass over ~100k of them paused the worker's streams for 80-170 ms.
     gc.collect()
     gc.freeze()
-    threading.Thread(
-        target=_drain_on_exit, args=(worker, state), name="drain-on-exit", daemon=True
-    ).start()
+    threading.Thread(target=_drain_on_exit, args=(worker, state), name="drain-on-exit", daemon=True).start()
 
 
-def _drain_on_exit(worker, state):
+def _drain_on_exit(worker: Any, state: AppState) -> None:
     """Wait until the worker is told to exit, then drain: new streams get 503 shutting_down,
     running ones may finish until shortly before graceful_timeout, the rest end with
     `done`/`cancelled`, so that none is cut off mid-event and every upstream is closed."""
@@ -169,7 +178,7 @@ if _secret_key_generated:
     os.environ["SECRET_KEY"] = secrets.token_hex(32)
 
 
-def when_ready(server):
+def when_ready(server: Any) -> None:
     """Warn, once, about settings that expose the app or sign people out."""
     if os.environ.get("CHATAPP_ACCESS_TOKEN"):
         if _secret_key_generated:
@@ -186,7 +195,7 @@ def when_ready(server):
             )
 
 
-def _is_loopback(host):
+def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
