@@ -1,18 +1,23 @@
 """The conversation store: conversations and their tree of messages in a SQL database.
 
-SQLite by default (a file in Flask's instance folder), PostgreSQL when
-`DATABASE_URL` says so; SQLAlchemy 2.x models (models.py), Alembic migrations
-(migrate.py, migrations/), and `Store` (store.py), whose methods are safe to call
-from any greenlet of a gevent worker, or any thread (offload.py says how). Nothing here knows
-Flask or HTTP: the views map the typed errors (errors.py) to status codes.
+SQLite by default (a file in Flask's instance folder), PostgreSQL when `DATABASE_URL` says so;
+SQLAlchemy 2.x models (models.py), Alembic migrations (migrate.py, migrations/), and `Store`
+(store.py), whose methods are safe to call from any greenlet of a gevent worker, or any thread
+(offload.py says how). Its units of work: conversations.py (conversations, branches, one
+message), turns.py (a question and its answer's start, another answer), answers.py (an answer's
+checkpoints and end), orphans.py (answers a dead worker left). Nothing here knows Flask or HTTP:
+chatapp/errors.py turns the typed errors (errors.py) into HTTP statuses.
 
-At start-up, in each worker::
+At start-up, once per serving process, after gevent patched it (chatapp/startup.py)::
 
-    url = database_url(os.environ.get("DATABASE_URL"), app.instance_path)
+    url = database_url(settings.database_url, app.instance_path)  # DATABASE_URL, else SQLite
     upgrade_to_head(url)
     store = Store.open(url)
+    # Answers a dead worker left `streaming`; then again every few checkpoints (streaming/recording.py).
+    store.mark_orphans_interrupted(orphan_age, is_live=streams.is_running)
 """
 
+from .answers import Outcome
 from .engine import database_url, default_sqlite_url
 from .errors import (
     ConversationNotFound,
@@ -24,10 +29,13 @@ from .errors import (
 )
 from .migrate import current_revision, downgrade, upgrade_to_head
 from .records import Conversation, ConversationView, Message, Role, Status, Usage
-from .store import UNSET, Store
-from .turns import Turn
+from .store import DEFAULT_PAGE, UNSET, Store
+from .turns import NOT_AN_ANSWER, NOT_IN_CONVERSATION, Turn
 
 __all__ = [
+    "DEFAULT_PAGE",
+    "NOT_AN_ANSWER",
+    "NOT_IN_CONVERSATION",
     "UNSET",
     "Conversation",
     "ConversationNotFound",
@@ -36,6 +44,7 @@ __all__ = [
     "InvalidParent",
     "Message",
     "MessageNotFound",
+    "Outcome",
     "Role",
     "Status",
     "Store",

@@ -1,4 +1,5 @@
-"""Units of work on conversations: create, read, list, change, delete, and which branch is shown.
+"""Units of work on conversations: create, read (the conversation, a branch, one message), list,
+change, delete, and which branch is shown.
 
 Each function takes the unit's `Connection` (one transaction, see `Store.run`)
 and returns records, never rows, so nothing is read after the unit ends.
@@ -89,6 +90,13 @@ def read(connection: Connection, conversation_id: str, leaf_id: str | None) -> C
         raise MessageNotFound(leaf_id)
     leaf = leaf_id if leaf_id is not None else queries.shown_leaf(row.current_leaf_id, tree)
     return ConversationView(queries.conversation_record(row), queries.branch(connection, tree, leaf))
+
+
+def get_message(connection: Connection, conversation_id: str, message_id: str) -> Message:
+    """One message of this conversation (else `MessageNotFound`), with its alternatives."""
+    row = queries.message_row(connection, conversation_id, message_id)
+    siblings = queries.alternatives(connection, conversation_id, row.parent_id, row.role)
+    return queries.message_record(row, siblings)
 
 
 def list_page(

@@ -1,8 +1,9 @@
 """The store's typed errors: what the HTTP layer turns into a 4xx, and nothing else.
 
 `ConversationNotFound` -> 404 `conversation_not_found`, `MessageNotFound` -> 404
-`message_not_found`, `InvalidParent` -> 400 `invalid_parent`, `WrongRole` -> 400 (regenerating
-a user message, editing an answer), `ConversationTooLong` -> 400 `conversation_too_long`.
+`message_not_found`, `InvalidParent` -> 400 `invalid_parent` (its `reason` is one of turns.py's
+constants), `WrongRole` -> 400 (regenerating a user message), `ConversationTooLong` -> 400
+`conversation_too_long`.
 Database failures (a lock that outlived the busy timeout, a lost connection) are SQLAlchemy's
 own exceptions and stay 500s.
 """
@@ -31,7 +32,8 @@ class MessageNotFound(StoreError):
 
 
 class InvalidParent(StoreError):
-    """The message given as a parent cannot be one: another conversation's, or the wrong role."""
+    """The message given as a parent cannot be one: `reason` says why, as one of turns.py's
+    constants (`NOT_IN_CONVERSATION`, `NOT_AN_ANSWER`), which the HTTP layer words for people."""
 
     def __init__(self, message_id: str, reason: str) -> None:
         super().__init__(f"Message {message_id!r} cannot be the parent here: {reason}.")
@@ -40,7 +42,7 @@ class InvalidParent(StoreError):
 
 
 class WrongRole(StoreError):
-    """The message has the wrong role for what was asked (regenerate a question, edit an answer)."""
+    """The message has the wrong role for what was asked (`ask_again` beside a question, not an answer)."""
 
     def __init__(self, message_id: str, expected: str) -> None:
         super().__init__(f"Message {message_id!r} is not a {expected} message.")

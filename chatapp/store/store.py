@@ -14,12 +14,11 @@ BEGIN (a write that read first and found the lock taken later would fail at once
 instead of waiting), and reads run on connections that refuse writes
 (`PRAGMA query_only`), which catches a unit that forgot.
 
-Measured in-process without gevent, in CPU per unit: a checkpoint ~0.15 ms,
-`get_conversation` ~0.1 ms, `context_for` ~0.15 ms, adding or starting or
-finishing a message ~0.3-0.4 ms (three or four statements, and a commit to the
-WAL); with a connection opened per unit and ORM sessions they cost 1-4 ms.
-Sending a message is one unit (`ask`, turns.py): ~0.35 ms of CPU under gevent, where its
-four units cost ~0.8 ms.
+Measured in-process without gevent, in CPU per unit, before the single-message writes went:
+`get_conversation` ~0.1 ms, a checkpoint of one answer ~0.15 ms, adding or ending a message
+~0.3-0.4 ms (three or four statements, and a commit to the WAL); with a connection opened per
+unit and ORM sessions they cost 1-4 ms. Sending a message is one unit (`ask`, turns.py): ~0.35 ms
+of CPU under gevent, where the four units it used to take cost ~0.8 ms.
 """
 
 from __future__ import annotations
@@ -30,11 +29,11 @@ from typing import TypeVar
 
 from sqlalchemy.engine import URL, Connection, make_url
 
-from . import conversations, messages, orphans, turns
+from . import answers, conversations, orphans, turns
+from .answers import Outcome
 from .conversations import UNSET, Unset
 from .engine import DEFAULT_BUSY_TIMEOUT_S, create_store_engine
 from .inline_first import InlineFirst
-from .messages import Outcome
 from .models import utcnow
 from .offload import (
     MAX_NATIVE_THREADS,
@@ -46,13 +45,14 @@ from .offload import (
     gevent_patched,
     needs_native_thread,
 )
-from .records import Conversation, ConversationView, Message, Status, Usage
+from .records import Conversation, ConversationView, Message
 from .turns import Turn
 
-__all__ = ["UNSET", "Store", "Unset"]
+__all__ = ["DEFAULT_PAGE", "UNSET", "Store", "Unset"]
 
 T = TypeVar("T")
 
+# Conversations listed when no limit is asked for: the API's page (validation/) and the store's.
 DEFAULT_PAGE = 50
 
 
@@ -159,11 +159,7 @@ class Store:
         """Delete it and all its messages."""
         self.run(lambda c: conversations.delete(c, conversation_id), write=True)
 
-    # The tree of messages
-
-    def branch(self, conversation_id: str, leaf_id: str | None = None) -> list[Message]:
-        """The messages from the root to the leaf on display (or to `leaf_id`), with their alternatives."""
-        return self.read_conversation(conversation_id, leaf_id).messages
+    # The tree of messages, and the answers written into it while they stream
 
     def set_current_leaf(self, conversation_id: str, message_id: str) -> list[Message]:
         """Show the branch through `message_id` (an alternative the user paged to), down to its
@@ -171,40 +167,7 @@ class Store:
         return self.run(lambda c: conversations.show(c, conversation_id, message_id), write=True)
 
     def get_message(self, conversation_id: str, message_id: str) -> Message:
-        return self.run(lambda c: messages.get(c, conversation_id, message_id))
-
-    def add_user_message(
-        self, conversation_id: str, content: str, parent_id: str | None = None, *, at_root: bool = False
-    ) -> Message:
-        """A user message after `parent_id` (a message of this conversation, else `InvalidParent`);
-        with None, after the branch on display, or with `at_root=True` a new first message (beside
-        the others at the root). Names the conversation on its first message."""
-        return self.run(
-            lambda c: messages.add_question(c, conversation_id, content, parent_id, at_root), write=True
-        )
-
-    def edit_user_message(self, conversation_id: str, message_id: str, content: str) -> Message:
-        """Edit and resend: a new user message beside `message_id` (same parent), the old branch kept."""
-        return self.run(lambda c: messages.edit_question(c, conversation_id, message_id, content), write=True)
-
-    # Answers, written while they stream
-
-    def start_assistant_message(
-        self, conversation_id: str, parent_id: str, *, model: str | None, stream_id: str
-    ) -> Message:
-        """An answer to the user message `parent_id`, `streaming`, now shown. A second answer to the
-        same question is an alternative (regenerate)."""
-        return self.run(
-            lambda c: messages.start_answer(c, conversation_id, parent_id, model, stream_id), write=True
-        )
-
-    def regenerate(
-        self, conversation_id: str, message_id: str, *, model: str | None, stream_id: str
-    ) -> Message:
-        """A new answer beside the assistant message `message_id` (`WrongRole` for a user message)."""
-        return self.run(
-            lambda c: messages.regenerate(c, conversation_id, message_id, model, stream_id), write=True
-        )
+        return self.run(lambda c: conversations.get_message(c, conversation_id, message_id))
 
     def ask(
         self,
@@ -232,56 +195,30 @@ class Store:
     def ask_again(
         self, conversation_id: str, answer_id: str, *, model: str | None, default_model: str, stream_id: str
     ) -> Turn:
-        """`regenerate` with the model's context, in one unit: a new answer beside the assistant
-        message `answer_id`, in `model`, else the conversation's, else `default_model`."""
+        """Another answer to a question, with the model's context, in one unit: what regenerating
+        does. A new answer beside the assistant message `answer_id` (`WrongRole` for a user
+        message), shown from now on, in `model`, else the conversation's, else `default_model`."""
         return self.run(
             lambda c: turns.ask_again(c, conversation_id, answer_id, model, default_model, stream_id),
             write=True,
         )
 
-    def checkpoint(self, message_id: str, content: str, reasoning: str | None = None) -> bool:
-        """Save a streaming answer's text so far. Call it at most once a second, never per token, and
-        also when no text came (it proves the stream alive to `mark_orphans_interrupted`).
-        False when the answer has already ended."""
-        return self.run(lambda c: messages.checkpoint(c, message_id, content, reasoning), write=True)
-
-    def checkpoint_many(self, answers: Sequence[tuple[str, str, str | None]]) -> list[str]:
-        """`checkpoint` of many streaming answers, (message_id, content, reasoning) each, in one unit of
-        work: a process's checkpoint writer saves all its live answers at once. Returns the ids
-        written, in the order given; an answer not among them has ended (it is final, or gone), and
-        nothing was written to it."""
-        if not answers:
+    def checkpoint_many(self, snapshots: Sequence[tuple[str, str, str | None]]) -> list[str]:
+        """Save the text so far of streaming answers, (message_id, content, reasoning) each, in one
+        unit: a process's checkpoint writer saves all its live answers at once, at most once a
+        second, never per token, and also when no text came (it proves a stream alive to
+        `mark_orphans_interrupted`). Returns the ids written, in the order given; an answer not
+        among them has ended (it is final, or gone), and nothing was written to it."""
+        if not snapshots:
             return []
-        return self.run(lambda c: messages.checkpoint_many(c, answers), write=True)
-
-    def finish_message(
-        self,
-        message_id: str,
-        *,
-        status: Status,
-        content: str,
-        reasoning: str | None = None,
-        finish_reason: str | None = None,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        usage: Usage | None = None,
-        model: str | None = None,
-        ttft_ms: int | None = None,
-        duration_ms: int | None = None,
-    ) -> Message:
-        """Write an answer's end: its final text and how it ended. `usage.estimated` when the
-        upstream never reported it; `model`, the one that served (None keeps the one asked)."""
-        outcome = Outcome(
-            status, finish_reason, error_code, error_message, usage, model, ttft_ms, duration_ms
-        )
-        return self.run(lambda c: messages.finish(c, message_id, content, reasoning, outcome), write=True)
+        return self.run(lambda c: answers.checkpoint_many(c, snapshots), write=True)
 
     def finish_answer(self, message_id: str, content: str, reasoning: str | None, outcome: Outcome) -> bool:
-        """What `finish_message` writes, for the stream that wrote the answer: nothing is read back.
-        True when written; False when the answer had already ended (it is left as it was)."""
-        return self.run(
-            lambda c: messages.finish_quietly(c, message_id, content, reasoning, outcome), write=True
-        )
+        """Write an answer's end: its final text and how it ended (`Outcome`), and touch its
+        conversation. True when written; False when the answer had already ended (it is left as it
+        was); `MessageNotFound` when there is no such message. Nothing is read back: the stream
+        that wrote the answer has no use for its record."""
+        return self.run(lambda c: answers.finish(c, message_id, content, reasoning, outcome), write=True)
 
     def mark_orphans_interrupted(
         self,
@@ -304,11 +241,6 @@ class Store:
         if not ids:
             return []
         return self.run(lambda c: orphans.mark_interrupted(c, ids, cutoff), write=True)
-
-    def context_for(self, conversation_id: str, user_message_id: str) -> list[tuple[str, str]]:
-        """The model's input for an answer to `user_message_id`: (role, content) from the system prompt
-        through the stored branch to that message. Earlier answers go as stored (stopped: partial)."""
-        return self.run(lambda c: messages.context(c, conversation_id, user_message_id))
 
 
 def _sqlite_units(url: str | URL, busy_timeout_s: float) -> Units:
