@@ -15,6 +15,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .protocol import ErrorCode
+from .store import NOT_AN_ANSWER, NOT_IN_CONVERSATION
 from .store.errors import (
     ConversationNotFound,
     ConversationTooLong,
@@ -23,7 +24,6 @@ from .store.errors import (
     StoreError,
     WrongRole,
 )
-from .store.turns import NOT_AN_ANSWER, NOT_IN_CONVERSATION
 from .streaming.admission import ClientBusy, Refused, ShuttingDown, WorkerFull
 
 log = logging.getLogger(__name__)

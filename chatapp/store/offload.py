@@ -49,7 +49,6 @@ A unit must not touch greenlets or gevent objects.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -57,6 +56,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from ..gevent_mode import gevent_patched
 from .engine import WRITE_OPTION
 
 T = TypeVar("T")
@@ -64,12 +64,6 @@ T = TypeVar("T")
 # PostgreSQL without a cooperative wait: units running in native threads at once, each with
 # a connection of its own.
 MAX_NATIVE_THREADS = 4
-
-
-def gevent_patched() -> bool:
-    """True when gevent has monkey-patched this process (a gunicorn gevent worker)."""
-    monkey = sys.modules.get("gevent.monkey")
-    return bool(monkey is not None and monkey.is_anything_patched())
 
 
 def psycopg_cooperates() -> bool:

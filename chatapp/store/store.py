@@ -29,6 +29,7 @@ from typing import TypeVar
 
 from sqlalchemy.engine import URL, Connection, make_url
 
+from ..gevent_mode import gevent_patched
 from . import answers, conversations, orphans, turns
 from .answers import Outcome
 from .conversations import UNSET, Unset
@@ -42,7 +43,6 @@ from .offload import (
     SplitLanes,
     Threads,
     Units,
-    gevent_patched,
     needs_native_thread,
 )
 from .records import Conversation, ConversationView, Message

@@ -13,24 +13,17 @@ client on their next write or heartbeat instead.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
+from ..gevent_mode import gevent_patched
+
 
 class ReadWake(TimeoutError):
     """Raised in a relay's blocking read when the relay has something to do (a heartbeat is due,
     the stream's time is up): the read ends as a read that timed out would."""
-
-
-@functools.cache
-def gevent_patched() -> bool:
-    """True in a gunicorn gevent worker (patched after fork, before the app is imported)."""
-    from gevent import monkey
-
-    return bool(monkey.is_module_patched("socket"))
 
 
 def current_greenlet() -> Any | None:

@@ -23,8 +23,7 @@ from datetime import timedelta
 
 from ..llm.base import BackendEvent, ReasoningDelta, TextDelta, Usage
 from ..protocol import FinishReason
-from ..store import Store
-from ..store.messages import Outcome
+from ..store import Outcome, Store
 from ..store.records import Status
 from ..store.records import Usage as StoredUsage
 from .registry import Cause

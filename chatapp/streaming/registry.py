@@ -15,7 +15,7 @@ import time
 from enum import StrEnum
 from typing import Protocol
 
-from .greenlets import gevent_patched
+from ..gevent_mode import gevent_patched
 
 log = logging.getLogger(__name__)
 

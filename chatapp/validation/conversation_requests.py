@@ -13,12 +13,12 @@ from typing import Any
 
 from ..config import Settings
 from ..protocol import ErrorCode
+from ..store import DEFAULT_PAGE
 from ..store.conversations import UNSET, Unset
 from .fields import bad, check_size, load_object, max_tokens, model, temperature, user_text
 
 MAX_TITLE_CHARS = 200
 MAX_PAGE = 100
-DEFAULT_PAGE = 50
 SETTINGS_FIELDS = ("title", "model", "system_prompt", "temperature", "max_tokens")
 
 

@@ -36,7 +36,7 @@ import gevent  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from chatapp.store import ConversationNotFound, Status, Store, upgrade_to_head  # noqa: E402
+from chatapp.store import ConversationNotFound, Outcome, Role, Status, Store, Turn, upgrade_to_head  # noqa: E402
 from chatapp.store.engine import create_store_engine  # noqa: E402
 from chatapp.store.offload import Inline, Lane  # noqa: E402
 
@@ -110,6 +110,11 @@ def where(connection: Any) -> tuple[bool, int]:
     return NATIVE_IDENT() == HUB_THREAD, id(connection.connection.driver_connection)
 
 
+def ask(store: Store, conversation_id: str, content: str, stream_id: str) -> Turn:
+    """Send a message as the app does: a question after the branch on display, its answer started."""
+    return store.ask(conversation_id, content, model=None, default_model="m", stream_id=stream_id)
+
+
 def sqlite_lock(store: Store, url: str, concurrency: int, hold_s: float) -> dict[str, Any]:
     conversation = store.create_conversation()
     database = make_url(url).database
@@ -124,14 +129,15 @@ def sqlite_lock(store: Store, url: str, concurrency: int, hold_s: float) -> dict
     reader = gevent.spawn(lambda: (store.get_conversation(conversation.id), time.monotonic() - started)[1])
     read_where = gevent.spawn(store.run, where)
     writers = [
-        gevent.spawn(store.add_user_message, conversation.id, f"written while locked {n}")
+        gevent.spawn(ask, store, conversation.id, f"written while locked {n}", f"s{n}")
         for n in range(concurrency)
     ]
     write_where = gevent.spawn(store.run, where, write=True)
     gevent.joinall([reader, read_where, *writers, write_where])
     elapsed = time.monotonic() - started
     locker.wait()
-    written = store.branch(conversation.id)
+    # Each question follows the answer before it: one branch holds them all.
+    written = [m for m in store.read_conversation(conversation.id).messages if m.role == Role.USER]
     return {
         "elapsed_s": elapsed,
         "read_s": reader.value,
@@ -160,15 +166,18 @@ def pg_sleep(store: Store, concurrency: int, sleep_s: float) -> dict[str, Any]:
 def conversation_round(store: Store) -> None:
     """One conversation through every kind of call, as the HTTP layer will make them."""
     conversation = store.create_conversation(system_prompt="Be brief.")
-    question = store.add_user_message(conversation.id, "hello")
-    first = store.start_assistant_message(conversation.id, question.id, model="m", stream_id="a")
-    store.checkpoint(first.id, "hel")
-    store.finish_message(first.id, status=Status.STOPPED, content="hel")
-    second = store.regenerate(conversation.id, first.id, model="m", stream_id="b")
-    store.finish_message(second.id, status=Status.COMPLETE, content="hello!")
-    assert [m.id for m in store.set_current_leaf(conversation.id, first.id)] == [question.id, first.id]
-    assert store.context_for(conversation.id, question.id)[0] == ("system", "Be brief.")
-    assert store.read_conversation(conversation.id).messages[-1].alternatives == (first.id, second.id)
+    first = ask(store, conversation.id, "hello", "a")
+    assert first.context[0] == ("system", "Be brief.")
+    store.checkpoint_many([(first.answer.id, "hel", None)])
+    store.finish_answer(first.answer.id, "hel", None, Outcome(Status.STOPPED))
+    second = store.ask_again(conversation.id, first.answer.id, model=None, default_model="m", stream_id="b")
+    store.finish_answer(second.answer.id, "hello!", None, Outcome(Status.COMPLETE))
+    shown = store.set_current_leaf(conversation.id, first.answer.id)
+    assert [m.id for m in shown] == [first.question_id, first.answer.id]
+    assert store.read_conversation(conversation.id).messages[-1].alternatives == (
+        first.answer.id,
+        second.answer.id,
+    )
     store.update_conversation(conversation.id, title="renamed")
     assert store.list_conversations(limit=1)
     try:
@@ -206,11 +215,10 @@ def api(store: Store, concurrency: int) -> dict[str, Any]:
 def wal(store: Store, url: str, writes: int) -> dict[str, Any]:
     """Checkpoint one answer `writes` times; how long the WAL file grew."""
     conversation = store.create_conversation()
-    question = store.add_user_message(conversation.id, "hi")
-    answer = store.start_assistant_message(conversation.id, question.id, model="m", stream_id="s")
+    answer = ask(store, conversation.id, "hi", "s").answer
     started = time.monotonic()
     for n in range(writes):
-        store.checkpoint(answer.id, f"{n} " + "text " * 1000)
+        store.checkpoint_many([(answer.id, f"{n} " + "text " * 1000, None)])
     return {
         "elapsed_s": time.monotonic() - started,
         "ok": writes,

@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from chatapp.store import Status, Store, current_revision, database_url, downgrade, upgrade_to_head
+from chatapp.store import Outcome, Status, Store, current_revision, database_url, downgrade, upgrade_to_head
 from chatapp.store.migrate import MIGRATIONS, upgrade
 from chatapp.store.models import Base
 from harness.postgres import PostgresServer
@@ -66,11 +66,12 @@ def fill(url: str) -> tuple[str, list[str]]:
     store = Store.open(url)
     try:
         conversation = store.create_conversation(system_prompt="Be kind.")
-        question = store.add_user_message(conversation.id, "hello")
-        first = store.start_assistant_message(conversation.id, question.id, model="m", stream_id="a")
-        store.finish_message(first.id, status=Status.STOPPED, content="hel")
-        second = store.regenerate(conversation.id, first.id, model="m", stream_id="b")
-        return conversation.id, [question.id, first.id, second.id]
+        first = store.ask(conversation.id, "hello", model="m", default_model="m", stream_id="a")
+        store.finish_answer(first.answer.id, "hel", None, Outcome(Status.STOPPED))
+        second = store.ask_again(
+            conversation.id, first.answer.id, model="m", default_model="m", stream_id="b"
+        )
+        return conversation.id, [first.question_id, first.answer.id, second.answer.id]
     finally:
         store.close()
 
@@ -97,7 +98,7 @@ def test_upgrading_a_database_at_head_changes_nothing(empty_url: str) -> None:
     store = Store.open(empty_url)
     try:
         assert store.get_conversation(conversation_id).system_prompt == "Be kind."
-        alternatives = store.branch(conversation_id)[-1].alternatives
+        alternatives = store.read_conversation(conversation_id).messages[-1].alternatives
     finally:
         store.close()
     assert alternatives == tuple(message_ids[1:])
@@ -119,7 +120,9 @@ def test_a_later_migration_that_rebuilds_a_table_keeps_every_row(empty_url: str,
     try:
         shown = store.read_conversation(conversation_id)
         alternatives = shown.messages[-1].alternatives
-        context = store.context_for(conversation_id, message_ids[0])
+        context = store.ask_again(
+            conversation_id, message_ids[2], model=None, default_model="m", stream_id="c"
+        ).context
     finally:
         store.close()
     assert [m.id for m in shown.messages] == [message_ids[0], message_ids[2]]
