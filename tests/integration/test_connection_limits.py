@@ -45,14 +45,25 @@ def enough_file_descriptors() -> Iterator[None]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+SHORT_TIMEOUTS = {
+    "CHATAPP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+    "CHATAPP_BODY_IDLE_S": str(BODY_IDLE_S),
+    "CHATAPP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+}
+
+
 @pytest.fixture
 def limited_app(chatapp_server: ChatappServers, upstream: FakeUpstream) -> GunicornServer:
     """One worker with short header and body timeouts (so tests are quick), the cap at its default."""
+    return chatapp_server(upstream, **SHORT_TIMEOUTS)
+
+
+@pytest.fixture
+def timed_app(chatapp_server: ChatappServers, upstream: FakeUpstream) -> GunicornServer:
+    """As `limited_app`, in a worker of its own for the tests that time its timers: a worker still
+    closing the 2000 connections of a test before fired them 1.5 s late on a loaded machine."""
     return chatapp_server(
-        upstream,
-        CHATAPP_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
-        CHATAPP_BODY_IDLE_S=str(BODY_IDLE_S),
-        CHATAPP_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
+        upstream, **SHORT_TIMEOUTS, CHATAPP_MAX_WAITING_CONNECTIONS_PER_CLIENT=str(WAITING_CAP)
     )
 
 
@@ -63,7 +74,9 @@ def assert_normal_client_streams(app: GunicornServer, upstream: FakeUpstream) ->
     assert result.done == {"finish_reason": "stop"}
     assert result.text == "".join(TOKENS)
     assert result.first_byte_at is not None
-    assert result.first_byte_at - result.opened_at < 1.0
+    # Served at once, not once an abuser's connection timed out and made room (10-400 ms here, the
+    # machine idle or loaded five times over; before the cap: never, within its 10 s).
+    assert result.first_byte_at - result.opened_at < HEADER_TIMEOUT_S
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -71,9 +84,12 @@ def test_a_normal_client_streams_while_2000_connections_from_one_address_wait(
     limited_app: GunicornServer, upstream: FakeUpstream, kind: Kind
 ):
     with Abusers(limited_app.port, kind, ABUSERS, keep_open=True) as abusers:
-        # The worker keeps the cap's worth; it answers the rest at once and closes them.
-        assert wait_until(lambda: abusers.held() <= WAITING_CAP, 15), abusers.held()
-        assert abusers.stats.answers["429"] > 0
+        # The worker keeps the cap's worth; it answers the rest at once and closes them. Both waited
+        # for: on a loaded machine the abusers may not all be connected at the first look.
+        assert wait_until(lambda: abusers.stats.answers["429"] > 0 and abusers.held() <= WAITING_CAP, 15), (
+            abusers.held(),
+            abusers.stats.answers,
+        )
         refusal = json.loads(abusers.stats.bodies[0])
         assert refusal["error"]["code"] == "too_many_connections"
         for _ in range(3):
@@ -83,18 +99,16 @@ def test_a_normal_client_streams_while_2000_connections_from_one_address_wait(
 
 
 @pytest.mark.parametrize("kind", ["idle", "slowloris"])
-def test_a_connection_that_does_not_send_its_headers_in_time_is_closed(
-    limited_app: GunicornServer, kind: Kind
-):
-    with Abusers(limited_app.port, kind, 5) as abusers:
+def test_a_connection_that_does_not_send_its_headers_in_time_is_closed(timed_app: GunicornServer, kind: Kind):
+    with Abusers(timed_app.port, kind, 5) as abusers:
         assert wait_until(lambda: abusers.stats.closed_by_server == 5, HEADER_TIMEOUT_S + 3)
     lifetimes = abusers.stats.lifetimes
     assert min(lifetimes) > HEADER_TIMEOUT_S - 0.5
     assert max(lifetimes) < HEADER_TIMEOUT_S + 1.5
 
 
-def test_a_body_that_never_comes_gets_408_json_and_the_connection_back(limited_app: GunicornServer):
-    with Abusers(limited_app.port, "bodyless", 5) as abusers:
+def test_a_body_that_never_comes_gets_408_json_and_the_connection_back(timed_app: GunicornServer):
+    with Abusers(timed_app.port, "bodyless", 5) as abusers:
         assert wait_until(lambda: abusers.stats.closed_by_server == 5, BODY_IDLE_S + 3)
     assert abusers.stats.answers == {"408": 5}
     body = json.loads(abusers.stats.bodies[0])
@@ -102,9 +116,9 @@ def test_a_body_that_never_comes_gets_408_json_and_the_connection_back(limited_a
     assert max(abusers.stats.lifetimes) < BODY_IDLE_S + 1.5
 
 
-def test_a_body_that_drips_slower_than_the_body_timeout_gets_408(limited_app: GunicornServer):
+def test_a_body_that_drips_slower_than_the_body_timeout_gets_408(timed_app: GunicornServer):
     """Each byte comes within the idle time, but the whole body not within CHATAPP_BODY_TIMEOUT_S."""
-    with socket.create_connection(("127.0.0.1", limited_app.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", timed_app.port), timeout=10) as sock:
         sock.sendall(
             b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\n\r\n"

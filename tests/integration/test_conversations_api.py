@@ -366,11 +366,14 @@ def test_the_models_offered_are_chatapp_models_when_the_operator_set_them(chatap
 
 def test_a_locked_database_stalls_no_other_stream(chatapp_server, upstream, sqlite_url):
     """While another process holds SQLite's write lock, a conversation's write waits for it in a
-    native thread: the worker's 50 other streams keep their pace."""
+    native thread: the worker's 50 other streams keep their pace. Their longest gap (50-230 ms here,
+    the machine idle or loaded five times over) is judged against the lock's 1.5 s that a wait in
+    the worker's hub would add to it."""
     import sqlite3
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    held_s = 1.5
     server = chatapp_server(upstream, DATABASE_URL=sqlite_url)
     steady = upstream.model(Behaviour(tokens=tuple(f" t{i}" for i in range(60)), token_interval_s=0.05))
     conversation = new_conversation(server, model=upstream.model())
@@ -399,7 +402,7 @@ def test_a_locked_database_stalls_no_other_stream(chatapp_server, upstream, sqli
         holder = pool.submit(hold_the_write_lock)
         sent = pool.submit(blocked_send)
         assert locked.wait(10)
-        threading.Timer(1.5, released.set).start()
+        threading.Timer(held_s, released.set).start()
         results = [s.result(timeout=30) for s in streams]
         holder.result(timeout=15)
         answered = sent.result(timeout=30)
@@ -408,7 +411,7 @@ def test_a_locked_database_stalls_no_other_stream(chatapp_server, upstream, sqli
     for result in results:
         times = [e.at for e in result.named("token")]
         assert len(times) == 60
-        assert max(b - a for a, b in itertools.pairwise(times)) < 0.5
+        assert max(b - a for a, b in itertools.pairwise(times)) < held_s / 2
 
 
 def test_the_stop_endpoint_ends_a_conversation_stream_and_keeps_what_was_said(served, upstream):

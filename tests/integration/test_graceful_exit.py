@@ -21,6 +21,9 @@ from tests.support.sse_client import StreamResult, ask, post_chat
 from tests.support.waiting import wait_until
 
 KEEP_ALIVE_CLIENTS = 5
+# gunicorn.conf.py's default: what the regression made every SIGTERM take. Exiting in a quarter of
+# it is "at once" on any machine (1.5 s here with the machine loaded), and far from the regression.
+GRACEFUL_TIMEOUT_S = 30
 
 
 def idle_keep_alive_clients(app: GunicornServer) -> list[socket.socket]:
@@ -75,8 +78,10 @@ def sigterm_while_answering(app: GunicornServer, upstream: FakeUpstream) -> None
 
     assert results[0].done == {"finish_reason": "stop"}, "the running answer was not let finish"
     answer_ended = results[0].closed_at
-    assert exited - answer_ended < 2.5, f"exited {exited - answer_ended:.1f} s after the last answer ended"
-    assert exited - signalled < 10
+    assert exited - answer_ended < GRACEFUL_TIMEOUT_S / 4, (
+        f"exited {exited - answer_ended:.1f} s after the last answer ended"
+    )
+    assert exited - signalled < GRACEFUL_TIMEOUT_S / 3
     assert_quiet(app)
     for sock in idle:
         sock.close()
@@ -88,7 +93,7 @@ def test_sigterm_with_only_idle_clients_exits_at_once(upstream: FakeUpstream):
         os.kill(app.process.pid, signal.SIGTERM)
         signalled = time.monotonic()
         app.process.wait(timeout=15)
-        assert time.monotonic() - signalled < 4
+        assert time.monotonic() - signalled < GRACEFUL_TIMEOUT_S / 4
         assert_quiet(app)
         for sock in idle:
             sock.close()

@@ -92,8 +92,10 @@ def time_to_first_token(client: httpx2.Client, url: str, model: str) -> float:
     return first
 
 
-def test_the_first_token_comes_within_20_ms_of_the_direct_path(client, app_server, upstream):
-    """Medians of 15 requests each way, interleaved, each client on a warm connection."""
+def test_the_first_token_comes_about_as_soon_as_on_the_direct_path(client, app_server, upstream):
+    """Medians of 15 requests each way, interleaved, each client on a warm connection: through nginx
+    1.0-1.5 times the direct path's (on this machine idle or three times slower); a stall of the kind
+    a proxy adds (Nagle's 40 ms against a delayed ACK, buffering) is several times it."""
     model = upstream.model(Behaviour(tokens=("a", "b", "c")))
     nginx_times, direct_times = [], []
     with httpx2.Client(timeout=10) as direct:
@@ -103,7 +105,7 @@ def test_the_first_token_comes_within_20_ms_of_the_direct_path(client, app_serve
             direct_times.append(time_to_first_token(direct, f"{app_server.url}/api/chat", model))
             nginx_times.append(time_to_first_token(client, "/api/chat", model))
     through_nginx, direct_median = statistics.median(nginx_times), statistics.median(direct_times)
-    assert through_nginx - direct_median <= 0.020, (
+    assert through_nginx < 3 * direct_median, (
         f"medians: through nginx {through_nginx * 1000:.1f} ms, direct {direct_median * 1000:.1f} ms"
     )
 
@@ -114,9 +116,11 @@ def test_the_first_token_comes_within_20_ms_of_the_direct_path(client, app_serve
     [Behaviour(tokens=LONG, token_interval_s=0.05), Behaviour(silent=True)],
     ids=["trickling", "silent-model"],
 )
-def test_an_abort_through_nginx_ends_the_upstream_request_within_100_ms(nginx, upstream, behaviour, how):
+def test_an_abort_through_nginx_ends_the_upstream_request_within_a_second(nginx, upstream, behaviour, how):
     """`reset-stream` is a page aborting its fetch (RST_STREAM; the connection and the page's
-    other streams stay), `close-connection` a closed laptop lid or a lost network."""
+    other streams stay), `close-connection` a closed laptop lid or a lost network. Milliseconds
+    here, as without nginx (bench.stop_latency has the figures); a second tells those apart from
+    an abort that waits for the answer's end or a heartbeat, on any machine."""
     model = upstream.model(behaviour)
     h2 = H2Client("127.0.0.1", nginx.https_port, nginx.certificate.client_context())
     try:
@@ -132,7 +136,7 @@ def test_an_abort_through_nginx_ends_the_upstream_request_within_100_ms(nginx, u
             h2.reset(stream)
         else:
             h2.close()
-        assert_upstream_closed_soon(upstream, model, hung_up_at, within_s=0.1)
+        assert_upstream_closed_soon(upstream, model, hung_up_at, within_s=1.0)
 
         if how == "reset-stream":  # the connection still serves the page's other requests
             health = h2.request("GET", "/healthz")
@@ -142,7 +146,9 @@ def test_an_abort_through_nginx_ends_the_upstream_request_within_100_ms(nginx, u
         h2.close()
 
 
-def test_the_stop_endpoint_through_nginx_answers_202_and_closes_the_upstream_within_100_ms(client, upstream):
+def test_the_stop_endpoint_through_nginx_answers_202_and_closes_the_upstream_within_a_second(
+    client, upstream
+):
     model = upstream.model(Behaviour(tokens=LONG, token_interval_s=0.05))
     decoder = SseDecoder()
     events: list[SseEvent] = []
@@ -157,7 +163,7 @@ def test_the_stop_endpoint_through_nginx_answers_202_and_closes_the_upstream_wit
         asked_at = time.monotonic()
         stop = client.post(f"/api/chat/{stream_id}/stop", json={})
         assert (stop.status_code, stop.http_version) == (202, "HTTP/2")
-        assert_upstream_closed_soon(upstream, model, asked_at, within_s=0.1)
+        assert_upstream_closed_soon(upstream, model, asked_at, within_s=1.0)
         for chunk in chunks:
             events.extend(decoder.feed(chunk))
     assert events[-1].event == "done"

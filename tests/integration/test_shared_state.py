@@ -1,5 +1,5 @@
 """Two chatapp instances (two gunicorn masters with two gevent workers each, as two machines) sharing
-one Redis and one PostgreSQL: a stop reaches the answer wherever it runs, within 100 ms; the
+one Redis and one PostgreSQL: a stop reaches the answer wherever it runs, at its first publish; the
 per-client cap and the rate limit count a client across instances; and Redis restarted mid-stream
 ends no stream in flight, fails no request with a 500, and is used again once it is back."""
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 import redis as redis_client
 
-from chatapp.streaming.coordination.redis_coordinator import STOP_ACK_S
+from chatapp.streaming.coordination.redis_coordinator import STOP_ACK_S, STOP_RESEND_S
 from harness.gunicorn import GunicornServer
 from harness.redis import RedisServer
 from tests.conftest import Machines
@@ -38,7 +38,9 @@ from tests.support.waiting import wait_until
 TRICKLE = Behaviour(tokens=LONG, token_interval_s=0.02)
 # About three seconds of answer: long enough to outlive what a test does in the middle of it.
 THREE_S = tuple(f" w{i}" for i in range(150))
-STOP_WITHIN_S = 0.1
+# A stop is taken at its first publish, before the stop endpoint would send it again: 2-30 ms
+# here even with the machine loaded five times over (the figures are bench.resumable's).
+STOP_WITHIN_S = STOP_RESEND_S
 RUNS = 10
 
 
@@ -76,7 +78,9 @@ def stopped_elsewhere(
 
 
 @pytest.mark.parametrize("conversation", [True, False], ids=["conversation-answer", "api-chat"])
-def test_a_stop_through_the_other_instance_closes_the_upstream_within_100_ms(pair, upstream, conversation):
+def test_a_stop_through_the_other_instance_closes_the_upstream_at_its_first_publish(
+    pair, upstream, conversation
+):
     """Ten answers, alternately on each instance, each stopped through the other one."""
     a, b = pair
     latencies = []

@@ -32,7 +32,8 @@ def test_a_pause_longer_than_the_idle_time_is_a_request_timeout(pair):
     started = time.monotonic()
     with pytest.raises(RequestTimeout):
         BodyClock(server, idle_s=0.2, total_s=5).recv(10)
-    assert 0.15 < time.monotonic() - started < 1.0
+    # The idle time ended it, not the total time (however slow the machine that runs this).
+    assert 0.15 < time.monotonic() - started < 5 / 2
 
 
 def test_a_body_that_keeps_dripping_past_the_total_time_is_a_request_timeout(pair):
