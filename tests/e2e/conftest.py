@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from harness.gunicorn import GunicornServer
 from tests.conftest import ChatappServers
+from tests.e2e.chat_page import ChatPage
 from tests.support.fake_upstream import Behaviour, FakeUpstream
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -77,11 +78,14 @@ def page(browser: Browser, chat_server: Callable[..., ChatServer]) -> Iterator[P
     context = browser.new_context(viewport={"width": 900, "height": 720}, bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(15_000)
-    page.problems = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda error: page.problems.append(str(error)))  # type: ignore[attr-defined]
-    page.on("dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))  # type: ignore[attr-defined]
     yield page
     context.close()
+
+
+@pytest.fixture
+def chat(page: Page) -> ChatPage:
+    """The `page` fixture's tab as a chat page: what a person does there, and what a test waits for."""
+    return ChatPage(page)
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests.e2e.chat_page import LAST_ANSWER, ChatPage
 from tests.e2e.test_page_markdown import ANSWER, CODE, QUESTION, pieces
 from tests.support.fake_upstream import Behaviour, FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-LAST_ANSWER = "#log > .message.assistant:last-child"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -194,16 +194,16 @@ def test_axe_finds_nothing_serious_on_the_empty_page_and_while_an_answer_streams
     app = chat_server(Behaviour(tokens=(ANSWER[:400], " and more"), token_interval_s=30))
     context = new_context(browser, scheme)
     try:
-        page = context.new_page()
+        chat = ChatPage(context.new_page())
+        page = chat.page
         page.goto(app.url)
         assert_accessible(audit(page))  # the empty page, with its starter prompts
-        page.fill("#prompt", QUESTION)
-        page.press("#prompt", "Enter")
+        chat.send(QUESTION)
         page.wait_for_selector(f"{LAST_ANSWER}[data-state=streaming] .message-text .katex")
         expect(page.locator("#send")).to_have_attribute("data-mode", "stop")
         assert_accessible(audit(page))
         assert_aa_contrast_everywhere(page)
-        page.click("#send")
+        chat.stop()
     finally:
         context.close()
 
@@ -291,12 +291,13 @@ def test_tab_reaches_the_conversation_then_its_code_blocks_and_copy_buttons(brow
         context.close()
 
 
-def test_the_message_log_is_a_named_log_and_the_cursor_is_not_read_out(page: Page, chat_server):
+def test_the_message_log_is_a_named_log_and_the_cursor_is_not_read_out(
+    chat: ChatPage, page: Page, chat_server
+):
     app = chat_server(Behaviour(tokens=("Partly written", " answer"), token_interval_s=30))
     page.goto(app.url)
     expect(page.get_by_role("log", name="Messages")).to_be_attached()
-    page.fill("#prompt", "hello")
-    page.press("#prompt", "Enter")
+    chat.send("hello")
     page.wait_for_selector(f"{LAST_ANSWER}[data-state=streaming] .message-text p .cursor")
     cursor = page.locator(f"{LAST_ANSWER} .cursor")
     assert cursor.get_attribute("aria-hidden") == "true"
@@ -305,17 +306,17 @@ def test_the_message_log_is_a_named_log_and_the_cursor_is_not_read_out(page: Pag
     assert "▍" not in snapshot
     assert "…" not in snapshot
     page.keyboard.press("Escape")  # Esc stops, from anywhere on the page
-    page.wait_for_selector(f"{LAST_ANSWER}[data-state=stopped]")
+    chat.wait_for_answer_marked("stopped")
     assert page.locator(f"{LAST_ANSWER} .cursor").count() == 0
 
 
-def test_arabic_is_laid_out_right_to_left(page: Page, chat_server):
+def test_arabic_is_laid_out_right_to_left(chat: ChatPage, page: Page, chat_server):
     app = chat_server(Behaviour(tokens=(ARABIC,)))
     page.goto(app.url)
     page.fill("#prompt", "قل شيئا بالعربية")
     assert page.evaluate("getComputedStyle(document.getElementById('prompt')).direction") == "rtl"
     page.press("#prompt", "Enter")
-    page.wait_for_selector(f"{LAST_ANSWER}[data-state=complete]")
+    chat.wait_for_answer_marked("complete")
     direction = "(e) => getComputedStyle(e).direction"
     assert page.locator("#log > .message.user .message-text").evaluate(direction) == "rtl"
     assert page.locator(f"{LAST_ANSWER} .message-text p").evaluate(direction) == "rtl"

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
+from playwright.sync_api import Page
 
 from harness.gunicorn import GunicornServer
+from tests.e2e.chat_page import LAST_ANSWER, ChatPage, CspViolations, assert_the_model_stopped
 from tests.support.fake_upstream import Behaviour
 
 pytestmark = pytest.mark.e2e
 
-LAST_ANSWER = "#log > .message.assistant:last-child"
 TRICKLE = Behaviour(
     tokens=(
         "Streaming",
@@ -40,75 +40,37 @@ RECORD_LENGTHS = """() => {
 }"""
 
 
-# Resolves after the next paint. Playwright reports a page's errors and dialogs in order with its
-# answers, so once this returns, whatever the page did up to that paint has been reported.
-AFTER_NEXT_PAINT = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
-
-
-# The Markdown of an answer as the page itself renders it (the module chat.js uses), to compare
-# with what an answer shows: answers are Markdown, so their text is not the model's characters.
-RENDERED = """async (text) => {
-  const { renderMarkdown } = await import("/static/js/markdown.js");
-  const box = document.createElement("div");
-  box.append(renderMarkdown(text));
-  return box.innerHTML;
-}"""
-
-
-def send(page, text):
-    page.fill("#prompt", text)
-    page.press("#prompt", "Enter")
-
-
-def wait_for_answer(page, state, saved=True):
-    """The last answer's text once it is `state`; `saved`: and shows the text the server stored (after
-    a stop the page reads it back, and the model sees that next)."""
-    page.wait_for_selector(f'{LAST_ANSWER}[data-state="{state}"]' + (":not([data-syncing])" if saved else ""))
-    return page.locator(f"{LAST_ANSWER} .message-text").text_content()
-
-
-def shows(page, markdown):
-    """Does the last answer show exactly this Markdown, rendered?"""
-    return page.locator(f"{LAST_ANSWER} .message-text").inner_html() == page.evaluate(RENDERED, markdown)
-
-
-def stored_answer(page):
-    """The last answer as the server stored it: what the model is told next time."""
-    conversation = page.url.rsplit("/c/", 1)[1]
-    answer_id = page.locator(LAST_ANSWER).get_attribute("data-id")
-    stored = page.request.get(page.url.split("/c/")[0] + f"/api/conversations/{conversation}").json()
-    return next(m["content"] for m in stored["messages"] if m["id"] == answer_id)
-
-
-def test_enter_sends_and_the_answer_grows_visibly_to_the_exact_text(page, chat_server, artifacts):
+def test_enter_sends_and_the_answer_grows_visibly_to_the_exact_text(chat: ChatPage, page: Page, chat_server):
     app = chat_server(TRICKLE)
     page.goto(app.url)
-    send(page, "Hello there")
+    chat.send("Hello there")
     page.evaluate(RECORD_LENGTHS)
-    assert page.locator(LAST_ANSWER).get_attribute("aria-busy") == "true"
-    text = wait_for_answer(page, "complete")
+    assert chat.last_answer.get_attribute("aria-busy") == "true"
+    text = chat.wait_for_answer_stored("complete")
 
     assert text == TRICKLE.text
     lengths = page.evaluate("window.seenLengths")
     intermediate = {n for n in lengths if 0 < n < len(text)}
     assert len(intermediate) >= 3, lengths
-    assert page.locator(LAST_ANSWER).get_attribute("aria-busy") == "false"
+    assert chat.last_answer.get_attribute("aria-busy") == "false"
     assert page.locator("#status").text_content() == "Response complete"
     assert page.input_value("#model-select") == app.model
     assert "tokens" in page.locator(f"{LAST_ANSWER} .meta").text_content()
     assert page.locator("#send").text_content() == "Send"
-    assert page.problems == []
+    assert chat.problems == []
 
 
-def test_a_second_message_sends_the_first_exchange_as_history(page, chat_server, upstream):
+def test_a_second_message_sends_the_first_exchange_as_history(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     app = chat_server()
     page.goto(app.url)
-    send(page, "first question")
-    wait_for_answer(page, "complete")
+    chat.send("first question")
+    chat.wait_for_answer_stored("complete")
     first_answer = Behaviour().text
-    assert shows(page, first_answer)
-    send(page, "second question")
-    wait_for_answer(page, "complete")
+    assert chat.shows(first_answer)
+    chat.send("second question")
+    chat.wait_for_answer_stored("complete")
 
     bodies = [r.body for r in upstream.requests_for(app.model)]
     assert len(bodies) == 2
@@ -119,7 +81,9 @@ def test_a_second_message_sends_the_first_exchange_as_history(page, chat_server,
     ]
 
 
-def test_shift_enter_makes_a_new_line_and_enter_while_composing_does_not_send(page, chat_server, upstream):
+def test_shift_enter_makes_a_new_line_and_enter_while_composing_does_not_send(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     app = chat_server()
     page.goto(app.url)
     page.fill("#prompt", "line one")
@@ -137,75 +101,79 @@ def test_shift_enter_makes_a_new_line_and_enter_while_composing_does_not_send(pa
     assert upstream.requests_for(app.model) == []
 
     page.press("#prompt", "Enter")
-    wait_for_answer(page, "complete")
+    chat.wait_for_answer_stored("complete")
     # A request the composing Enter had started would have reached the upstream before this one.
     sent = [r.body["messages"][-1]["content"] for r in upstream.requests_for(app.model)]
     assert sent == ["line one\nline two"]
 
 
 def test_stop_mid_answer_keeps_the_partial_text_marked_stopped_and_ends_the_upstream(
-    page, chat_server, upstream
+    chat: ChatPage, page: Page, chat_server, upstream
 ):
     slow = Behaviour(tokens=tuple(f" word{i}" for i in range(300)), token_interval_s=0.05)
     app = chat_server(slow)
     page.goto(app.url)
-    send(page, "tell me a long story")
-    page.wait_for_function(f"document.querySelector('{LAST_ANSWER} .message-text')?.textContent.length > 20")
+    chat.send("tell me a long story")
+    chat.wait_for_answer_longer_than(20)
     assert page.locator("#send").text_content() == "Stop"
-    page.click("#send")
-    partial = wait_for_answer(page, "stopped")
+    stopped_at = chat.stop()
+    partial = chat.wait_for_answer_stored("stopped")
     # Once the upstream has let go no token is left to come, and after the next paint none to show.
-    record = upstream.wait_for_request(app.model)
-    assert record.ended.wait(3), "the upstream request is still open"
-    assert record.outcome == "client_closed"
-    page.evaluate(AFTER_NEXT_PAINT)
-    assert page.locator(f"{LAST_ANSWER} .message-text").text_content() == partial, "text kept growing"
+    assert_the_model_stopped(upstream.wait_for_request(app.model), stopped_at)
+    chat.after_next_paint()
+    assert chat.answer_text() == partial, "text kept growing"
     assert 0 < len(partial) < len(slow.text)
     assert "Stopped" in page.locator(f"{LAST_ANSWER} .meta").text_content()
     assert page.locator("#status").text_content() == "Stopped"
-    stored = stored_answer(page)
+    stored = chat.stored_answer()["content"]
     assert stored.strip() == partial  # the page shows what is stored (as Markdown: a paragraph, trimmed)
 
     # The stopped answer is part of the conversation sent next.
     upstream.set_behaviour(app.model, Behaviour())
-    send(page, "and then?")
-    wait_for_answer(page, "complete")
+    chat.send("and then?")
+    chat.wait_for_answer_stored("complete")
     history = upstream.requests_for(app.model)[-1].body["messages"]
     assert history[1] == {"role": "assistant", "content": stored}
 
 
-def test_a_dropped_connection_shows_the_answer_as_interrupted(page, chat_server, upstream):
+def test_a_dropped_connection_shows_the_answer_as_interrupted(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     app = chat_server(Behaviour(tokens=tuple(f" t{i}" for i in range(300)), token_interval_s=0.05))
     page.goto(app.url)
-    send(page, "hi")
-    page.wait_for_function(f"document.querySelector('{LAST_ANSWER} .message-text')?.textContent.length > 10")
+    chat.send("hi")
+    chat.wait_for_answer_longer_than(10)
     # The worker dies mid-answer: the browser's connection ends without a `done` event.
     for pid in app.server.worker_pids():
         os.kill(pid, signal.SIGKILL)
-    wait_for_answer(page, "interrupted", saved=False)  # the server marks it when its worker is found gone
+    chat.wait_for_answer_marked("interrupted")  # the server marks it when its worker is found gone
     assert "Interrupted" in page.locator(f"{LAST_ANSWER} .meta").text_content()
     assert page.locator("#send").text_content() == "Send"
 
 
-def test_an_upstream_error_shows_inline_and_the_next_message_works(page, chat_server, upstream):
+def test_an_upstream_error_shows_inline_and_the_next_message_works(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     app = chat_server(Behaviour(status=429, retry_after="1"))
     page.goto(app.url)
-    send(page, "hello?")
-    wait_for_answer(page, "error")
+    chat.send("hello?")
+    chat.wait_for_answer_stored("error")
     assert "rate limit" in page.locator(f"{LAST_ANSWER} .notice.error").text_content()
 
     upstream.set_behaviour(app.model, Behaviour())  # the model server recovers
-    send(page, "again")
-    wait_for_answer(page, "complete")
-    assert shows(page, Behaviour().text)
-    assert page.problems == []
+    chat.send("again")
+    chat.wait_for_answer_stored("complete")
+    assert chat.shows(Behaviour().text)
+    assert chat.problems == []
 
 
-def test_a_rejected_request_says_why_once_and_puts_the_message_back_in_the_input(page, chat_server):
+def test_a_rejected_request_says_why_once_and_puts_the_message_back_in_the_input(
+    chat: ChatPage, page: Page, chat_server
+):
     app = chat_server(CHATAPP_MAX_CONVERSATION_CHARS="40")
     page.goto(app.url)
     text = "x" * 60
-    send(page, text)
+    chat.send(text)
     page.wait_for_selector("#problem:not([hidden])")
     # Said once, in plain words; the message is not shown as sent, it is back in the input.
     assert "too long" in page.locator("#problem-text").text_content()
@@ -213,13 +181,12 @@ def test_a_rejected_request_says_why_once_and_puts_the_message_back_in_the_input
     assert page.locator("#log .notice.error").count() == 0
     assert page.input_value("#prompt") == text
     assert page.locator("#problem-retry").is_hidden()  # the same message would be refused again
-    page.fill("#prompt", "short")
-    page.press("#prompt", "Enter")
-    wait_for_answer(page, "complete")
+    chat.send("short")
+    chat.wait_for_answer_stored("complete")
     assert page.locator("#problem").is_hidden()
 
 
-def test_model_output_is_shown_as_text_and_runs_nothing(page, chat_server):
+def test_model_output_is_shown_as_text_and_runs_nothing(chat: ChatPage, page: Page, chat_server):
     hostile = Behaviour(
         tokens=(
             "<img src=x onerror=alert(1)>",
@@ -230,32 +197,32 @@ def test_model_output_is_shown_as_text_and_runs_nothing(page, chat_server):
     )
     app = chat_server(hostile)
     page.goto(app.url)
-    send(page, "be evil")
-    assert wait_for_answer(page, "complete") == hostile.text
+    chat.send("be evil")
+    assert chat.wait_for_answer_stored("complete") == hostile.text
     assert page.locator("#log img, #log script, #log a").count() == 0
-    page.evaluate(AFTER_NEXT_PAINT)  # an error or dialog the painted text caused is reported by now
-    assert page.problems == []
+    chat.after_next_paint()  # an error or dialog the painted text caused is reported by now
+    assert chat.problems == []
 
 
-def test_reasoning_shows_in_a_collapsed_thinking_section(page, chat_server):
+def test_reasoning_shows_in_a_collapsed_thinking_section(chat: ChatPage, page: Page, chat_server):
     app = chat_server(Behaviour(reasoning=("First I consider", " the question.")))
     page.goto(app.url)
-    send(page, "think first")
-    wait_for_answer(page, "complete")
+    chat.send("think first")
+    chat.wait_for_answer_stored("complete")
     thinking = page.locator(f"{LAST_ANSWER} details.thinking")
     assert thinking.get_attribute("open") is None
     assert thinking.locator(".thinking-text").text_content() == "First I consider the question."
 
 
-def test_new_chat_clears_the_conversation(page, chat_server, upstream):
+def test_new_chat_clears_the_conversation(chat: ChatPage, page: Page, chat_server, upstream):
     app = chat_server()
     page.goto(app.url)
-    send(page, "remember this")
-    wait_for_answer(page, "complete")
+    chat.send("remember this")
+    chat.wait_for_answer_stored("complete")
     page.click("#new-chat")
     assert page.locator(".message").count() == 0
-    send(page, "fresh start")
-    wait_for_answer(page, "complete")
+    chat.send("fresh start")
+    chat.wait_for_answer_stored("complete")
     assert len(upstream.requests_for(app.model)[-1].body["messages"]) == 1
 
 
@@ -265,14 +232,13 @@ def test_works_on_a_phone_sized_screen(browser, chat_server):
         viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True, bypass_csp=True
     )
     try:
-        page = context.new_page()
-        page.goto(app.url)
-        page.fill("#prompt", "from my phone")
-        page.press("#prompt", "Enter")  # on touch screens Enter is a new line
-        assert page.locator(".message").count() == 0
-        page.click("#send")
-        wait_for_answer(page, "complete")
-        width = page.evaluate("document.documentElement.scrollWidth")
+        phone = ChatPage(context.new_page())
+        phone.page.goto(app.url)
+        phone.send("from my phone")  # on touch screens Enter is a new line
+        assert phone.page.locator(".message").count() == 0
+        phone.page.click("#send")
+        phone.wait_for_answer_stored("complete")
+        width = phone.page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, "the page scrolls sideways"
     finally:
         context.close()
@@ -286,14 +252,14 @@ def test_the_page_works_with_the_demo_model_and_no_configuration(browser, artifa
         for scheme in ("light", "dark"):
             context = browser.new_context(viewport={"width": 900, "height": 720}, color_scheme=scheme)
             try:
-                page = context.new_page()
-                page.goto(server.url)
-                assert page.input_value("#model-select") == "chatapp-demo"
-                send(page, "What can you do?")
-                text = wait_for_answer(page, "complete")
+                chat = ChatPage(context.new_page())
+                chat.page.goto(server.url)
+                assert chat.page.input_value("#model-select") == "chatapp-demo"
+                chat.send("What can you do?")
+                text = chat.wait_for_answer_stored("complete")
                 assert "What can you do?" in text
                 assert "🚀" in text
-                page.screenshot(path=artifacts / f"chat-{scheme}.png")
+                chat.page.screenshot(path=artifacts / f"chat-{scheme}.png")
             finally:
                 context.close()
     finally:
@@ -301,26 +267,26 @@ def test_the_page_works_with_the_demo_model_and_no_configuration(browser, artifa
     assert (artifacts / "chat-light.png").stat().st_size > 10_000
 
 
-def test_stop_before_the_first_token_ends_a_silent_upstream(page, chat_server, upstream):
+def test_stop_before_the_first_token_ends_a_silent_upstream(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     app = chat_server(Behaviour(silent=True))
     page.goto(app.url)
     stop_requests = []
     page.on("request", lambda r: stop_requests.append(r.url) if r.url.endswith("/stop") else None)
-    send(page, "think hard")
+    chat.send("think hard")
     record = upstream.wait_for_request(app.model)
-    page.wait_for_selector(f"{LAST_ANSWER}[data-stream-id]")  # started; the model says nothing
-    page.click("#send")
-    clicked_at = time.monotonic()
-    wait_for_answer(page, "stopped")
-    assert record.ended.wait(3), "the upstream request is still open"
-    assert record.ended_at - clicked_at < 1.0
+    chat.wait_for_answer_started()  # the model says nothing
+    stopped_at = chat.stop()
+    chat.wait_for_answer_stored("stopped")
+    assert_the_model_stopped(record, stopped_at)
     assert any("/api/chat/" in url for url in stop_requests)
     assert page.locator(".notice.error:visible").count() == 0
-    assert page.problems == []
+    assert chat.problems == []
 
 
 def test_an_answer_stopped_before_its_first_token_goes_back_as_an_empty_assistant_turn(
-    page, chat_server, upstream
+    chat: ChatPage, page: Page, chat_server, upstream
 ):
     """The page left such a turn out, so two user messages followed each other in the history;
     docs/api.md says it is sent back as an empty assistant message."""
@@ -328,18 +294,18 @@ def test_an_answer_stopped_before_its_first_token_goes_back_as_an_empty_assistan
     page.goto(app.url)
     sent = []
     page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/messages") else None)
-    send(page, "think hard")
+    chat.send("think hard")
     upstream.wait_for_request(app.model)
-    page.wait_for_selector(f"{LAST_ANSWER}[data-stream-id]")
-    page.click("#send")
-    wait_for_answer(page, "stopped")
+    chat.wait_for_answer_started()
+    chat.stop()
+    chat.wait_for_answer_stored("stopped")
     assert page.locator(f"{LAST_ANSWER} .meta").text_content() == "Stopped before any answer"
     assert page.locator(f"{LAST_ANSWER} .bubble").is_hidden(), "an empty bubble with '…' looks still typing"
-    stopped_id = page.locator(LAST_ANSWER).get_attribute("data-id")
+    stopped_id = chat.last_answer.get_attribute("data-id")
 
     upstream.set_behaviour(app.model, Behaviour())
-    send(page, "and now?")
-    wait_for_answer(page, "complete")
+    chat.send("and now?")
+    chat.wait_for_answer_stored("complete")
     expected = [
         {"role": "user", "content": "think hard"},
         {"role": "assistant", "content": ""},
@@ -351,21 +317,23 @@ def test_an_answer_stopped_before_its_first_token_goes_back_as_an_empty_assistan
         {"content": "and now?", "parent_id": stopped_id},
     ]
     assert upstream.requests_for(app.model)[-1].body["messages"] == expected
-    assert page.problems == []
+    assert chat.problems == []
 
 
-def test_new_chat_while_an_answer_streams_starts_an_empty_history(page, chat_server, upstream):
+def test_new_chat_while_an_answer_streams_starts_an_empty_history(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     """The stopped answer finishes a moment after the click: it must not land in the new chat."""
     app = chat_server(Behaviour(tokens=tuple(f" word{i}" for i in range(300)), token_interval_s=0.05))
     page.goto(app.url)
-    send(page, "tell me a long story")
-    page.wait_for_function(f"document.querySelector('{LAST_ANSWER} .message-text')?.textContent.length > 10")
+    chat.send("tell me a long story")
+    chat.wait_for_answer_longer_than(10)
     page.click("#new-chat")
     page.wait_for_selector("#send[data-mode=send]")
 
     upstream.set_behaviour(app.model, Behaviour())
-    send(page, "fresh start")
-    wait_for_answer(page, "complete")
+    chat.send("fresh start")
+    chat.wait_for_answer_stored("complete")
     fresh = {"role": "user", "content": "fresh start"}
     assert upstream.requests_for(app.model)[-1].body["messages"] == [fresh]
 
@@ -374,9 +342,10 @@ def test_auto_scroll_follows_the_stream_until_the_reader_scrolls_up(browser, cha
     app = chat_server(Behaviour(tokens=tuple(f"line {i}\n" for i in range(400)), token_interval_s=0.02))
     context = browser.new_context(viewport={"width": 600, "height": 400}, bypass_csp=True)
     try:
-        page = context.new_page()
+        chat = ChatPage(context.new_page())
+        page = chat.page
         page.goto(app.url)
-        send(page, "a long answer please")
+        chat.send("a long answer please")
         distance = (
             "(() => { const s = document.getElementById('scroller');"
             " return s.scrollHeight - s.scrollTop - s.clientHeight; })()"
@@ -399,7 +368,7 @@ def test_auto_scroll_follows_the_stream_until_the_reader_scrolls_up(browser, cha
         context.close()
 
 
-def test_a_fast_stream_is_painted_at_most_once_per_animation_frame(page, chat_server):
+def test_a_fast_stream_is_painted_at_most_once_per_animation_frame(chat: ChatPage, page: Page, chat_server):
     fast = Behaviour(tokens=tuple(f" t{i}" for i in range(1000)), token_interval_s=0.001)
     app = chat_server(fast)
     page.goto(app.url)
@@ -413,9 +382,9 @@ def test_a_fast_stream_is_painted_at_most_once_per_animation_frame(page, chat_se
           requestAnimationFrame(count);
         }"""
     )
-    send(page, "fast please")
-    wait_for_answer(page, "complete")
-    assert shows(page, fast.text)
+    chat.send("fast please")
+    chat.wait_for_answer_stored("complete")
+    assert chat.shows(fast.text)
     paints, frames = page.evaluate("[window.paints, window.frames]")
     assert paints <= frames + 2, (paints, frames)
     assert paints < len(fast.tokens) / 3, "tokens were painted one by one"
@@ -425,32 +394,27 @@ def test_the_page_runs_under_its_content_security_policy_with_no_violation(brows
     app = chat_server(Behaviour(reasoning=("hmm",)))
     context = browser.new_context()  # the policy enforced, as in a person's browser
     try:
-        page = context.new_page()
-        # Listening from before the first byte of the page, so a violation during load counts too.
-        page.add_init_script(
-            """window.cspViolations = [];
-               document.addEventListener("securitypolicyviolation",
-                 (e) => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI));"""
-        )
-        console, errors = [], []
+        chat = ChatPage(context.new_page())
+        page = chat.page
+        violations = CspViolations(page)
+        console = []
         page.on("console", lambda message: console.append(message.text))
-        page.on("pageerror", lambda error: errors.append(str(error)))
         response = page.goto(app.url)
         assert "default-src 'self'" in response.headers["content-security-policy"]
-        send(page, "hello")
-        wait_for_answer(page, "complete")
+        chat.send("hello")
+        chat.wait_for_answer_stored("complete")
         page.click(f"{LAST_ANSWER} details.thinking summary")
         page.click("#new-chat")
-        send(page, "again")
-        wait_for_answer(page, "complete")
-        assert page.evaluate("() => window.cspViolations") == []
+        chat.send("again")
+        chat.wait_for_answer_stored("complete")
+        assert violations.seen() == []
         assert not [c for c in console if "Content Security Policy" in c]
-        assert errors == []
+        assert chat.problems == []
     finally:
         context.close()
 
 
-def test_sign_in_with_the_access_token_then_chat(page, chat_server):
+def test_sign_in_with_the_access_token_then_chat(chat: ChatPage, page: Page, chat_server):
     app = chat_server(CHATAPP_ACCESS_TOKEN="let-me-in-42")
     page.goto(app.url)
     assert page.url.endswith("/sign-in")
@@ -460,7 +424,7 @@ def test_sign_in_with_the_access_token_then_chat(page, chat_server):
     page.fill("#token", "let-me-in-42")
     page.click("button[type=submit]")
     page.wait_for_selector("#prompt")
-    send(page, "hello after signing in")
-    wait_for_answer(page, "complete")
-    assert shows(page, Behaviour().text)
-    assert page.problems == []
+    chat.send("hello after signing in")
+    chat.wait_for_answer_stored("complete")
+    assert chat.shows(Behaviour().text)
+    assert chat.problems == []

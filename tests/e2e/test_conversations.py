@@ -9,70 +9,29 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import ChatappServers
+from tests.e2e.chat_page import LAST_ANSWER, LAST_USER, ChatPage, CspViolations
 from tests.support.fake_upstream import Behaviour, FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
-LAST_ANSWER = "#log > .message.assistant:last-child"
-LAST_USER = "#log > .message.user >> nth=-1"
 SLOW = Behaviour(tokens=tuple(f"word{i} " for i in range(300)), token_interval_s=0.05)
-# The Markdown of an answer as the page itself renders it (the module chat.js uses): answers are
-# Markdown, so what they show is not the model's characters.
-RENDERED = """async (text) => {
-  const { renderMarkdown } = await import("/static/js/markdown.js");
-  const box = document.createElement("div");
-  box.append(renderMarkdown(text));
-  return box.innerHTML;
-}"""
 
 
 def database_url(folder: Path) -> str:
     return f"sqlite:///{folder / 'chat.sqlite3'}"
 
 
-def send(page: Page, text: str) -> None:
-    page.fill("#prompt", text)
-    page.press("#prompt", "Enter")
-
-
-def wait_for_answer(page: Page, state: str) -> str:
-    """The last answer's text once it is `state` and shows what the server stored."""
-    try:
-        page.wait_for_selector(f"{LAST_ANSWER}[data-state='{state}'][data-id]:not([data-syncing])")
-    except PlaywrightTimeoutError:
-        last = page.locator("#log > .message").last
-        seen = last.evaluate("e => e.outerHTML.slice(0, 600)") if last.count() else "no message"
-        pytest.fail(f"no {state} answer; the page says {page.locator('#status').text_content()!r}: {seen}")
-    return page.locator(f"{LAST_ANSWER} .message-text").text_content()
-
-
-def shows(page: Page, markdown: str) -> bool:
-    """Does the last answer show exactly this Markdown, rendered?"""
-    return page.locator(f"{LAST_ANSWER} .message-text").inner_html() == page.evaluate(RENDERED, markdown)
-
-
-def conversation_id(page: Page) -> str:
-    match = re.search(r"/c/([0-9a-f]+)$", page.url)
-    assert match, f"not a conversation's address: {page.url}"
-    return match.group(1)
-
-
-def shown(page: Page) -> list[str]:
-    return page.locator("#log > .message .message-text").all_text_contents()
-
-
 def test_a_new_chat_gets_its_own_address_and_a_reload_shows_it_from_the_html(
-    page: Page, chat_server, browser: Browser
+    chat: ChatPage, page: Page, chat_server, browser: Browser
 ):
     app = chat_server()
     page.goto(app.url)
-    send(page, "remember me")
-    wait_for_answer(page, "complete")
-    assert shows(page, Behaviour().text)
-    streamed = page.locator(f"{LAST_ANSWER} .message-text").inner_html()
+    chat.send("remember me")
+    chat.wait_for_answer_stored("complete")
+    assert chat.shows(Behaviour().text)
+    streamed = chat.answer_html()
     page.wait_for_url(re.compile(r"/c/[0-9a-f]{32}$"))
 
     # The history is in the HTML the server sends, before any script runs.
@@ -84,7 +43,7 @@ def test_a_new_chat_gets_its_own_address_and_a_reload_shows_it_from_the_html(
     assert page.locator("#log > .message.user .message-text").text_content() == "remember me"
     # The server's plain text, rendered as Markdown by the page: as it was when it streamed.
     page.wait_for_selector(f"{LAST_ANSWER} .message-text.markdown")
-    assert page.locator(f"{LAST_ANSWER} .message-text").inner_html() == streamed
+    assert chat.answer_html() == streamed
     assert page.locator(LAST_ANSWER).get_attribute("data-state") == "complete"
 
     context = browser.new_context(java_script_enabled=False)
@@ -97,7 +56,7 @@ def test_a_new_chat_gets_its_own_address_and_a_reload_shows_it_from_the_html(
         expect(still.locator("#conversation-list .conversation-link")).to_have_text(["remember me"])
     finally:
         context.close()
-    assert page.problems == []
+    assert chat.problems == []
 
 
 def test_an_unknown_conversation_is_a_page_that_says_so_and_links_to_a_new_chat(page: Page, chat_server):
@@ -112,19 +71,19 @@ def test_an_unknown_conversation_is_a_page_that_says_so_and_links_to_a_new_chat(
 
 
 def test_a_new_conversation_joins_the_top_of_the_sidebar_after_its_first_answer_and_links_switch(
-    page: Page, chat_server
+    chat: ChatPage, page: Page, chat_server
 ):
     app = chat_server()
     page.goto(app.url)
-    send(page, "the first chat")
-    wait_for_answer(page, "complete")
-    first = conversation_id(page)
+    chat.send("the first chat")
+    chat.wait_for_answer_stored("complete")
+    first = chat.conversation_id()
     expect(page.locator("#conversation-list .conversation-link")).to_have_text(["the first chat"])
 
     page.click("#new-chat")
     page.wait_for_url(f"{app.url}/")
-    send(page, "the second chat")
-    wait_for_answer(page, "complete")
+    chat.send("the second chat")
+    chat.wait_for_answer_stored("complete")
     # Newest first, without a reload; the open one is marked.
     links = page.locator("#conversation-list .conversation-link")
     expect(links).to_have_text(["the second chat", "the first chat"])
@@ -133,16 +92,16 @@ def test_a_new_conversation_joins_the_top_of_the_sidebar_after_its_first_answer_
 
     links.nth(1).click()
     page.wait_for_url(f"{app.url}/c/{first}")
-    assert shown(page)[0] == "the first chat"
+    assert chat.shown()[0] == "the first chat"
     expect(page.locator("#conversation-list [aria-current=page]")).to_have_text("the first chat")
-    assert page.problems == []
+    assert chat.problems == []
 
 
-def test_rename_in_the_sidebar_is_kept(page: Page, chat_server):
+def test_rename_in_the_sidebar_is_kept(chat: ChatPage, page: Page, chat_server):
     app = chat_server()
     page.goto(app.url)
-    send(page, "a title from the first message")
-    wait_for_answer(page, "complete")
+    chat.send("a title from the first message")
+    chat.wait_for_answer_stored("complete")
     item = page.locator("#conversation-list .conversation").first
     item.locator("[data-action=rename]").click()
     page.fill(".rename-input", "My renamed chat")
@@ -156,11 +115,13 @@ def test_rename_in_the_sidebar_is_kept(page: Page, chat_server):
     assert page.title() == "My renamed chat · chatapp"
 
 
-def test_delete_asks_first_then_removes_the_conversation_and_leaves_it(page: Page, chat_server):
+def test_delete_asks_first_then_removes_the_conversation_and_leaves_it(
+    chat: ChatPage, page: Page, chat_server
+):
     app = chat_server()
     page.goto(app.url)
-    send(page, "short-lived")
-    wait_for_answer(page, "complete")
+    chat.send("short-lived")
+    chat.wait_for_answer_stored("complete")
     doomed = page.url
     item = page.locator("#conversation-list .conversation").first
 
@@ -177,19 +138,21 @@ def test_delete_asks_first_then_removes_the_conversation_and_leaves_it(page: Pag
     page.wait_for_url(f"{app.url}/")  # the open conversation is gone: a new chat
     expect(page.locator("#conversation-list .conversation")).to_have_count(0)
     assert page.request.get(doomed).status == 404
-    assert page.problems == []
+    assert chat.problems == []
 
 
-def test_regenerate_keeps_the_first_answer_as_a_version_to_page_back_to(page: Page, chat_server, upstream):
+def test_regenerate_keeps_the_first_answer_as_a_version_to_page_back_to(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     first = Behaviour(tokens=("The", " first", " answer."))
     app = chat_server(first)
     page.goto(app.url)
-    send(page, "answer twice")
-    assert wait_for_answer(page, "complete") == "The first answer."
+    chat.send("answer twice")
+    assert chat.wait_for_answer_stored("complete") == "The first answer."
 
     upstream.set_behaviour(app.model, Behaviour(tokens=("Another", " answer.")))
     page.click(f"{LAST_ANSWER} [aria-label=Regenerate]")
-    assert wait_for_answer(page, "complete") == "Another answer."
+    assert chat.wait_for_answer_stored("complete") == "Another answer."
     versions = page.locator(f"{LAST_ANSWER} .versions")
     expect(versions).to_have_text(re.compile(r"‹\s*2/2\s*›"))
     # The same question, asked again: the model saw no trace of the first answer.
@@ -199,32 +162,32 @@ def test_regenerate_keeps_the_first_answer_as_a_version_to_page_back_to(page: Pa
 
     page.click(f"{LAST_ANSWER} [data-action=previous]")
     expect(versions).to_have_text(re.compile(r"1/2"))
-    assert shown(page) == ["answer twice", "The first answer."]
+    assert chat.shown() == ["answer twice", "The first answer."]
 
     page.reload()  # the version on display is kept on the server
     expect(page.locator(f"{LAST_ANSWER} .versions")).to_have_text(re.compile(r"‹\s*1/2\s*›"))
-    assert shown(page) == ["answer twice", "The first answer."]
+    assert chat.shown() == ["answer twice", "The first answer."]
     page.click(f"{LAST_ANSWER} [data-action=next]")
     expect(page.locator(f"{LAST_ANSWER} .message-text")).to_have_text("Another answer.")
-    assert page.problems == []
+    assert chat.problems == []
 
 
-def test_edit_and_resend_keeps_the_old_branch_as_a_version(page: Page, chat_server, upstream):
+def test_edit_and_resend_keeps_the_old_branch_as_a_version(chat: ChatPage, page: Page, chat_server, upstream):
     app = chat_server(Behaviour(tokens=("Answer", " A.")))
     page.goto(app.url)
-    send(page, "first question")
-    wait_for_answer(page, "complete")
+    chat.send("first question")
+    chat.wait_for_answer_stored("complete")
     upstream.set_behaviour(app.model, Behaviour(tokens=("Answer", " B.")))
-    send(page, "second question")
-    wait_for_answer(page, "complete")
+    chat.send("second question")
+    chat.wait_for_answer_stored("complete")
 
     upstream.set_behaviour(app.model, Behaviour(tokens=("Answer", " C.")))
     first_question = page.locator("#log > .message.user").first
     first_question.locator("[data-action=edit]").click()
     page.fill(".edit-text", "edited question")
     page.press(".edit-text", "Enter")
-    assert wait_for_answer(page, "complete") == "Answer C."
-    assert shown(page) == ["edited question", "Answer C."]
+    assert chat.wait_for_answer_stored("complete") == "Answer C."
+    assert chat.shown() == ["edited question", "Answer C."]
     assert upstream.requests_for(app.model)[-1].body["messages"] == [
         {"role": "user", "content": "edited question"}
     ]
@@ -232,24 +195,24 @@ def test_edit_and_resend_keeps_the_old_branch_as_a_version(page: Page, chat_serv
 
     page.locator(LAST_USER).locator("[data-action=previous]").click()
     expect(page.locator("#log > .message")).to_have_count(4)
-    assert shown(page) == ["first question", "Answer A.", "second question", "Answer B."]
+    assert chat.shown() == ["first question", "Answer A.", "second question", "Answer B."]
     page.reload()
-    assert shown(page) == ["first question", "Answer A.", "second question", "Answer B."]
-    assert page.problems == []
+    assert chat.shown() == ["first question", "Answer A.", "second question", "Answer B."]
+    assert chat.problems == []
 
 
-def test_retry_after_an_error_answers_again(page: Page, chat_server, upstream):
+def test_retry_after_an_error_answers_again(chat: ChatPage, page: Page, chat_server, upstream):
     app = chat_server(Behaviour(status=429, retry_after="1"))
     page.goto(app.url)
-    send(page, "are you there?")
-    wait_for_answer(page, "error")
+    chat.send("are you there?")
+    chat.wait_for_answer_stored("error")
     retry = page.locator(f"{LAST_ANSWER} .retry")
     expect(retry).to_be_visible()
 
     upstream.set_behaviour(app.model, Behaviour())
     retry.click()
-    wait_for_answer(page, "complete")
-    assert shows(page, Behaviour().text)
+    chat.wait_for_answer_stored("complete")
+    assert chat.shows(Behaviour().text)
     expect(page.locator(f"{LAST_ANSWER} .versions")).to_have_text(re.compile(r"2/2"))
     expect(page.locator(f"{LAST_ANSWER} .retry")).to_be_hidden()
 
@@ -262,10 +225,11 @@ def test_copy_puts_the_message_on_the_clipboard_and_says_so(browser: Browser, ch
     app = chat_server()
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"], bypass_csp=True)
     try:
-        page = context.new_page()
+        chat = ChatPage(context.new_page())
+        page = chat.page
         page.goto(app.url)
-        send(page, "copy this")
-        wait_for_answer(page, "complete")
+        chat.send("copy this")
+        chat.wait_for_answer_stored("complete")
         page.click(f"{LAST_ANSWER} [data-action=copy]")
         expect(page.locator(f"{LAST_ANSWER} .copied")).to_be_visible()
         expect(page.locator(f"{LAST_ANSWER} .copied")).to_have_text("Copied")
@@ -285,15 +249,16 @@ def test_the_model_picker_sets_the_model_of_the_conversations_answers(
     )
     context = browser.new_context(bypass_csp=True)
     try:
-        page = context.new_page()
+        chat = ChatPage(context.new_page())
+        page = chat.page
         page.goto(server.url)
         expect(page.locator("#model-select option")).to_have_count(2)
         assert page.input_value("#model-select") == first
 
         page.select_option("#model-select", second)  # on a new chat: the conversation is created with it
         with page.expect_response(lambda r: r.url.endswith("/messages")) as sent:
-            send(page, "which model?")
-        wait_for_answer(page, "complete")
+            chat.send("which model?")
+        chat.wait_for_answer_stored("complete")
         assert page.locator(LAST_ANSWER).get_attribute("data-model") == second
         start = sent.value.text().split("event: start\n", 1)[1].split("\n\n", 1)[0]
         assert json.loads(start.removeprefix("data: "))["model"] == second
@@ -303,8 +268,8 @@ def test_the_model_picker_sets_the_model_of_the_conversations_answers(
         expect(page.locator("#status")).to_have_text(f"New answers will come from {first}")
         page.reload()
         assert page.input_value("#model-select") == first
-        send(page, "and now?")
-        wait_for_answer(page, "complete")
+        chat.send("and now?")
+        chat.wait_for_answer_stored("complete")
         assert page.locator(LAST_ANSWER).get_attribute("data-model") == first
         assert len(upstream.requests_for(first)) == 1
     finally:
@@ -312,11 +277,13 @@ def test_the_model_picker_sets_the_model_of_the_conversations_answers(
         chatapp_server.retire(server)
 
 
-def test_settings_are_kept_with_the_conversation_and_reach_the_model(page: Page, chat_server, upstream):
+def test_settings_are_kept_with_the_conversation_and_reach_the_model(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     app = chat_server()
     page.goto(app.url)
-    send(page, "hello")
-    wait_for_answer(page, "complete")
+    chat.send("hello")
+    chat.wait_for_answer_stored("complete")
 
     page.click("#settings-button")
     page.fill("#system-prompt", "Answer like a pirate.")
@@ -332,20 +299,20 @@ def test_settings_are_kept_with_the_conversation_and_reach_the_model(page: Page,
     assert page.input_value("#max-tokens") == "50"
     page.click("#settings-cancel")
 
-    send(page, "again")
-    wait_for_answer(page, "complete")
+    chat.send("again")
+    chat.wait_for_answer_stored("complete")
     body = upstream.requests_for(app.model)[-1].body
     assert body["messages"][0] == {"role": "system", "content": "Answer like a pirate."}
     assert body["temperature"] == 0.3
     assert body["max_tokens"] == 50 or body.get("max_completion_tokens") == 50
-    assert page.problems == []
+    assert chat.problems == []
 
 
-def test_a_rejected_setting_says_why_and_changes_nothing(page: Page, chat_server):
+def test_a_rejected_setting_says_why_and_changes_nothing(chat: ChatPage, page: Page, chat_server):
     app = chat_server(CHATAPP_MAX_TOKENS_CAP="100")
     page.goto(app.url)
-    send(page, "hello")
-    wait_for_answer(page, "complete")
+    chat.send("hello")
+    chat.wait_for_answer_stored("complete")
     page.click("#settings-button")
     page.fill("#max-tokens", "500")
     page.click("#settings-save")
@@ -357,19 +324,21 @@ def test_a_rejected_setting_says_why_and_changes_nothing(page: Page, chat_server
     assert page.input_value("#max-tokens") == ""
 
 
-def test_stop_then_reload_shows_the_partial_answer_marked_stopped(page: Page, chat_server, browser: Browser):
+def test_stop_then_reload_shows_the_partial_answer_marked_stopped(
+    chat: ChatPage, page: Page, chat_server, browser: Browser
+):
     app = chat_server(SLOW)
     page.goto(app.url)
-    send(page, "a long story")
-    page.wait_for_function(f"document.querySelector('{LAST_ANSWER} .message-text')?.textContent.length > 20")
+    chat.send("a long story")
+    chat.wait_for_answer_longer_than(20)
     page.keyboard.press("Escape")  # stops, as the Stop button does
-    partial = wait_for_answer(page, "stopped")
+    partial = chat.wait_for_answer_stored("stopped")
     assert 0 < len(partial) < len(SLOW.text)
     assert SLOW.text.startswith(partial)
 
     page.reload()
     assert page.locator(LAST_ANSWER).get_attribute("data-state") == "stopped"
-    assert page.locator(f"{LAST_ANSWER} .message-text").text_content() == partial
+    assert chat.answer_text() == partial
     expect(page.locator(f"{LAST_ANSWER} .meta")).to_have_text("Stopped")
 
     context = browser.new_context(java_script_enabled=False)
@@ -381,11 +350,13 @@ def test_stop_then_reload_shows_the_partial_answer_marked_stopped(page: Page, ch
         context.close()
 
 
-def test_an_answer_streaming_in_another_tab_is_followed_until_it_ends(page: Page, chat_server, upstream):
+def test_an_answer_streaming_in_another_tab_is_followed_until_it_ends(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     app = chat_server(Behaviour(tokens=tuple(f" part{i}" for i in range(60)), token_interval_s=0.05))
     page.goto(app.url)
-    send(page, "take your time")
-    page.wait_for_function(f"document.querySelector('{LAST_ANSWER} .message-text')?.textContent.length > 10")
+    chat.send("take your time")
+    chat.wait_for_answer_longer_than(10)
     other = page.context.new_page()
     try:
         other.goto(page.url)
@@ -403,11 +374,11 @@ def test_the_sidebar_is_a_drawer_on_a_phone(browser: Browser, chat_server):
     app = chat_server()
     context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True)
     try:
-        page = context.new_page()
+        chat = ChatPage(context.new_page())
+        page = chat.page
         page.goto(app.url)
-        page.fill("#prompt", "from my phone")
-        page.click("#send")
-        wait_for_answer(page, "complete")
+        chat.send("from my phone", tap=True)
+        chat.wait_for_answer_stored("complete")
         sidebar = page.locator("#sidebar")
         expect(sidebar).to_be_hidden()
         page.click("#menu-button")
@@ -442,27 +413,22 @@ def test_the_conversation_page_and_its_controls_run_under_the_content_security_p
     app = chat_server(Behaviour(reasoning=("hmm",)))
     context = browser.new_context()  # the policy enforced, as in a person's browser
     try:
-        page = context.new_page()
-        page.add_init_script(
-            """window.cspViolations = [];
-               document.addEventListener("securitypolicyviolation",
-                 (e) => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI));"""
-        )
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        chat = ChatPage(context.new_page())
+        page = chat.page
+        violations = CspViolations(page)
         page.goto(app.url)
-        send(page, "hello")
-        wait_for_answer(page, "complete")
+        chat.send("hello")
+        chat.wait_for_answer_stored("complete")
         page.reload()
         page.click(f"{LAST_ANSWER} [aria-label=Regenerate]")
-        wait_for_answer(page, "complete")
+        chat.wait_for_answer_stored("complete")
         page.click(f"{LAST_ANSWER} [data-action=previous]")
         expect(page.locator(f"{LAST_ANSWER} .versions")).to_have_text(re.compile(r"1/2"))
         page.click("#settings-button")
         page.click("#settings-cancel")
         page.locator("#conversation-list [data-action=rename]").first.click()
         page.press(".rename-input", "Escape")
-        assert page.evaluate("() => window.cspViolations") == []
-        assert errors == []
+        assert violations.seen() == []
+        assert chat.problems == []
     finally:
         context.close()

@@ -19,12 +19,12 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import ChatappServers
+from tests.e2e.chat_page import LAST_ANSWER, ChatPage
 from tests.e2e.test_page_markdown import ANSWER, QUESTION, pieces
 from tests.support.fake_upstream import Behaviour, FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
-LAST_ANSWER = "#log > .message.assistant:last-child"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 LONG = Behaviour(
@@ -53,15 +53,6 @@ def new_context(browser: Browser, phone: bool = False, **options) -> BrowserCont
     return context
 
 
-def send(page: Page, text: str) -> None:
-    page.fill("#prompt", text)
-    page.click("#send")  # as on a phone, where Enter makes a new line
-
-
-def wait_for_answer(page: Page, state: str = "complete") -> None:
-    page.wait_for_selector(f"{LAST_ANSWER}[data-state='{state}'][data-id]:not([data-syncing])")
-
-
 @pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
 @pytest.mark.parametrize("ending", ["complete", "stopped"])
 def test_the_status_line_is_in_view_when_the_answer_ends(
@@ -70,13 +61,14 @@ def test_the_status_line_is_in_view_when_the_answer_ends(
     app = chat_server(LONG if ending == "complete" else SLOW)
     context = new_context(browser, phone)
     try:
-        page = context.new_page()
+        chat = ChatPage(context.new_page())
+        page = chat.page
         page.goto(app.url)
-        send(page, "a long answer, please")
+        chat.send("a long answer, please", tap=True)
         if ending == "stopped":
             page.wait_for_function("document.getElementById('scroller').scrollTop > 100")
-            page.click("#send")
-        wait_for_answer(page, ending)
+            chat.stop()
+        chat.wait_for_answer_stored(ending)
         meta = page.locator(f"{LAST_ANSWER} .meta")
         expect(meta).to_have_text(re.compile(r"\d+ tokens" if ending == "complete" else r"^Stopped"))
         assert meta.evaluate(IN_VIEW), "the status line is below the fold"
@@ -84,11 +76,13 @@ def test_the_status_line_is_in_view_when_the_answer_ends(
         context.close()
 
 
-def test_jump_to_latest_shows_after_scrolling_up_and_brings_the_reader_back(page: Page, chat_server):
+def test_jump_to_latest_shows_after_scrolling_up_and_brings_the_reader_back(
+    chat: ChatPage, page: Page, chat_server
+):
     app = chat_server(Behaviour(tokens=LONG.tokens, token_interval_s=0.03))
     page.goto(app.url)
     jump = page.locator("#jump")
-    send(page, "a long answer, please")
+    chat.send("a long answer, please", tap=True)
     page.wait_for_function("document.getElementById('scroller').scrollTop > 400")
     expect(jump).to_be_hidden()  # following the answer: nothing to jump to
 
@@ -101,7 +95,7 @@ def test_jump_to_latest_shows_after_scrolling_up_and_brings_the_reader_back(page
     page.wait_for_function(f"document.getElementById('scroller').scrollHeight > {grown} + 200")
     assert page.evaluate(DISTANCE_TO_END) < 48, "not following the answer again"
 
-    wait_for_answer(page)  # after the answer, too
+    chat.wait_for_answer_stored()  # after the answer, too
     page.evaluate("document.getElementById('scroller').scrollTop = 0")
     expect(jump).to_be_visible()
     jump.click()
@@ -109,7 +103,9 @@ def test_jump_to_latest_shows_after_scrolling_up_and_brings_the_reader_back(page
     expect(page.locator(f"{LAST_ANSWER} .meta")).to_be_visible()
 
 
-def test_a_message_near_the_limit_is_counted_and_one_over_it_is_not_sent(page: Page, chat_server, upstream):
+def test_a_message_near_the_limit_is_counted_and_one_over_it_is_not_sent(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     app = chat_server(CHATAPP_MAX_MESSAGE_CHARS="40")
     page.goto(app.url)
     counter = page.locator("#counter")
@@ -134,10 +130,12 @@ def test_a_message_near_the_limit_is_counted_and_one_over_it_is_not_sent(page: P
     page.dispatch_event("#prompt", "input")
     expect(page.locator("#problem")).to_be_hidden()
     page.press("#prompt", "Enter")
-    wait_for_answer(page)
+    chat.wait_for_answer_stored()
 
 
-def test_a_rate_limited_send_counts_down_retry_after_then_retry_sends_it(page: Page, chat_server):
+def test_a_rate_limited_send_counts_down_retry_after_then_retry_sends_it(
+    chat: ChatPage, page: Page, chat_server
+):
     app = chat_server()
     refused = []
 
@@ -152,7 +150,7 @@ def test_a_rate_limited_send_counts_down_retry_after_then_retry_sends_it(page: P
 
     page.route(re.compile(r"/messages$"), refuse_once)
     page.goto(app.url)
-    send(page, "hello")
+    chat.send("hello", tap=True)
     problem = page.locator("#problem-text")
     expect(problem).to_have_text("You are sending messages faster than this server allows.")
     retry = page.locator("#problem-retry")
@@ -165,18 +163,18 @@ def test_a_rate_limited_send_counts_down_retry_after_then_retry_sends_it(page: P
     assert page.input_value("#prompt") == "hello"
 
     retry.click()
-    wait_for_answer(page)
+    chat.wait_for_answer_stored()
     expect(page.locator("#problem")).to_be_hidden()
     expect(page.locator("#log > .message.user .message-text")).to_have_text(["hello"])
     assert page.input_value("#prompt") == ""
 
 
-def test_the_server_s_own_rate_limit_is_counted_down(page: Page, chat_server):
+def test_the_server_s_own_rate_limit_is_counted_down(chat: ChatPage, page: Page, chat_server):
     app = chat_server(CHATAPP_RATE_LIMIT="1/minute")
     page.goto(app.url)
-    send(page, "first")
-    wait_for_answer(page)
-    send(page, "second")
+    chat.send("first", tap=True)
+    chat.wait_for_answer_stored()
+    chat.send("second", tap=True)
     retry = page.locator("#problem-retry")
     expect(retry).to_have_text(re.compile(r"Retry in \d+ s"))
     first = int(re.search(r"\d+", retry.text_content()).group())
@@ -187,11 +185,13 @@ def test_the_server_s_own_rate_limit_is_counted_down(page: Page, chat_server):
     assert page.input_value("#prompt") == "second"
 
 
-def test_an_answer_that_fails_says_so_once_in_plain_words_and_offers_retry(page: Page, chat_server):
+def test_an_answer_that_fails_says_so_once_in_plain_words_and_offers_retry(
+    chat: ChatPage, page: Page, chat_server
+):
     app = chat_server(Behaviour(status=429, retry_after="1"))
     page.goto(app.url)
-    send(page, "hello?")
-    wait_for_answer(page, "error")
+    chat.send("hello?", tap=True)
+    chat.wait_for_answer_stored("error")
     notice = page.locator(f"{LAST_ANSWER} .notice.error")
     expect(notice).to_have_count(1)
     expect(notice).to_have_text(
@@ -207,23 +207,25 @@ def test_an_answer_that_fails_says_so_once_in_plain_words_and_offers_retry(page:
     expect(page.locator(f"{LAST_ANSWER} .retry")).to_be_visible()
 
 
-def test_a_stop_before_the_first_token_leaves_no_lone_bubble(page: Page, chat_server, upstream):
+def test_a_stop_before_the_first_token_leaves_no_lone_bubble(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     app = chat_server(Behaviour(silent=True))
     page.goto(app.url)
-    send(page, "think hard")
-    page.wait_for_selector(f"{LAST_ANSWER}[data-stream-id]")
+    chat.send("think hard", tap=True)
+    chat.wait_for_answer_started()
     # While it waits, the answer shows the cursor alone (not read out), not a text "…".
     expect(page.locator(f"{LAST_ANSWER} .message-text > .cursor")).to_be_visible()
-    assert page.locator(f"{LAST_ANSWER} .message-text").text_content() == ""
-    page.click("#send")
-    wait_for_answer(page, "stopped")
+    assert chat.answer_text() == ""
+    chat.stop()
+    chat.wait_for_answer_stored("stopped")
     expect(page.locator(f"{LAST_ANSWER} .bubble")).to_be_hidden()
     expect(page.locator(f"{LAST_ANSWER} .meta")).to_have_text("Stopped before any answer")
     assert page.locator(f"{LAST_ANSWER} .meta").evaluate(IN_VIEW)
     assert page.locator("#log .cursor").count() == 0
 
 
-def test_send_and_stop_are_one_size_and_the_input_stays_put(page: Page, chat_server):
+def test_send_and_stop_are_one_size_and_the_input_stays_put(chat: ChatPage, page: Page, chat_server):
     app = chat_server(SLOW)
     page.goto(app.url)
     box = "(e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }"
@@ -235,8 +237,8 @@ def test_send_and_stop_are_one_size_and_the_input_stays_put(page: Page, chat_ser
     page.wait_for_function("document.querySelector('#prompt').value === ''")
     during = page.locator("#send").evaluate(box), page.locator("#prompt").evaluate(box)
     assert during == before
-    page.click("#send")
-    wait_for_answer(page, "stopped")
+    chat.stop()
+    chat.wait_for_answer_stored("stopped")
     assert (page.locator("#send").evaluate(box), page.locator("#prompt").evaluate(box)) == before
 
 
@@ -245,10 +247,11 @@ def test_bubbles_answers_and_the_composer_share_one_column(browser: Browser, cha
     app = chat_server(Behaviour(tokens=pieces(ANSWER)))
     context = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True)
     try:
-        page = context.new_page()
+        chat = ChatPage(context.new_page())
+        page = chat.page
         page.goto(app.url)
-        send(page, QUESTION)
-        wait_for_answer(page)
+        chat.send(QUESTION, tap=True)
+        chat.wait_for_answer_stored()
         edges = (
             "(e) => [Math.round(e.getBoundingClientRect().left), Math.round(e.getBoundingClientRect().right)]"
         )
@@ -267,11 +270,12 @@ def test_on_a_phone_the_input_waits_for_a_tap_and_bubbles_are_tight(browser: Bro
     app = chat_server()
     context = new_context(browser, phone=True)
     try:
-        page = context.new_page()
+        chat = ChatPage(context.new_page())
+        page = chat.page
         page.goto(app.url)
         assert page.evaluate("document.activeElement.id") != "prompt"  # no keyboard popping up on load
-        send(page, "from my phone")
-        wait_for_answer(page)
+        chat.send("from my phone", tap=True)
+        chat.wait_for_answer_stored()
         padding = page.locator("#log > .message.user .bubble").evaluate(
             "(e) => parseFloat(getComputedStyle(e).paddingLeft)"
         )
@@ -288,7 +292,7 @@ def test_on_a_desktop_the_input_is_focused_on_load(page: Page, chat_server):
     assert page.evaluate("document.activeElement.id") == "prompt"
 
 
-def test_the_empty_page_offers_starter_prompts_that_send(page: Page, chat_server, upstream):
+def test_the_empty_page_offers_starter_prompts_that_send(chat: ChatPage, page: Page, chat_server, upstream):
     app = chat_server()
     page.goto(app.url)
     starters = page.locator("#empty .starter")
@@ -296,7 +300,7 @@ def test_the_empty_page_offers_starter_prompts_that_send(page: Page, chat_server
     expect(page.locator("#empty")).to_contain_text("What can I help with?")
     prompt = starters.first.get_attribute("data-prompt")
     starters.first.click()
-    wait_for_answer(page)
+    chat.wait_for_answer_stored()
     expect(page.locator("#empty")).to_be_hidden()
     expect(page.locator("#log > .message.user .message-text")).to_have_text([prompt])
     assert upstream.requests_for(app.model)[-1].body["messages"][-1]["content"] == prompt
@@ -312,10 +316,11 @@ def test_readme_screenshots(
     server = chatapp_server(upstream, CHATAPP_MODEL=model, DATABASE_URL=f"sqlite:///{tmp_path}/chat.sqlite3")
     try:
         context = new_context(browser)
-        page = context.new_page()
+        chat = ChatPage(context.new_page())
+        page = chat.page
         page.goto(server.url)
-        send(page, QUESTION)
-        wait_for_answer(page)
+        chat.send(QUESTION, tap=True)
+        chat.wait_for_answer_stored()
         url = page.url
         context.close()
         for scheme in ("light", "dark"):

@@ -11,21 +11,31 @@ from __future__ import annotations
 import itertools
 import random
 import re
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from bench.markdown_frames import static_server
+from tests.e2e.chat_page import CspViolations
 
 pytestmark = pytest.mark.e2e
 
 PAGE = "/tests/e2e/pages/markdown.html"
-# Before the page's first byte: collect CSP violations (and nothing defines __pwned).
-WATCH_CSP = """window.__csp = [];
-document.addEventListener("securitypolicyviolation",
-  (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample}`));"""
+
+# Until every image of the page has loaded or failed (so its handlers have had their turn), then
+# two paints more (so have the violation reports queued meanwhile); "late" after 10 s.
+SETTLED = """async () => {
+  const loaded = [...document.images].map((image) => image.complete ? null : new Promise((done) => {
+    image.addEventListener("load", done, { once: true });
+    image.addEventListener("error", done, { once: true });
+  }));
+  const late = new Promise((done) => setTimeout(() => done("late"), 10_000));
+  if (await Promise.race([Promise.all(loaded), late]) === "late") return "late";
+  await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  return "settled";
+}"""
 
 FEATURES = r"""# Heading one
 ## Heading two
@@ -105,20 +115,34 @@ def site() -> Iterator[str]:
         yield url
 
 
+@dataclass
+class MarkdownPage:
+    """The Markdown test page, with what it reported: CSP violations and uncaught errors."""
+
+    page: Page
+    csp: CspViolations
+    errors: list[str]
+
+
 @pytest.fixture
-def page(browser: Browser, site: str) -> Iterator[Page]:
+def markdown_page(browser: Browser, site: str) -> Iterator[MarkdownPage]:
     # No bypass_csp: the policy is enforced, as in a person's browser (page.evaluate is not
-    # subject to it; wait_for_function would be, so waits poll from Python).
+    # subject to it; wait_for_function would be, so waits are evaluated promises or locators').
     context = browser.new_context(viewport={"width": 900, "height": 800})
     page = context.new_page()
     page.set_default_timeout(15_000)
-    page.errors = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
-    page.add_init_script(WATCH_CSP)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    csp = CspViolations(page)  # before the page's first byte (and nothing defines __pwned)
     page.goto(site + PAGE)
     page.wait_for_selector("body[data-ready]")
-    yield page
+    yield MarkdownPage(page, csp, errors)
     context.close()
+
+
+@pytest.fixture
+def page(markdown_page: MarkdownPage) -> Page:
+    return markdown_page.page
 
 
 def show(page: Page, text: str) -> None:
@@ -133,12 +157,12 @@ def texts(page: Page, selector: str) -> list[str]:
     return page.eval_on_selector_all(selector, "(nodes) => nodes.map((n) => n.textContent)")
 
 
-def assert_nothing_ran(page: Page) -> None:
-    """No sentinel set, no CSP violation, no page error: after letting pending loads fail."""
-    page.wait_for_timeout(300)  # image errors and frame loads are asynchronous
-    assert page.evaluate("() => window.__pwned") is None
-    assert page.evaluate("() => window.__csp") == []
-    assert page.errors == []  # type: ignore[attr-defined]
+def assert_nothing_ran(reported: MarkdownPage) -> None:
+    """No sentinel set, no CSP violation, no page error: once pending loads have failed."""
+    assert reported.page.evaluate(SETTLED) == "settled", "an image neither loaded nor failed in 10 s"
+    assert reported.page.evaluate("() => window.__pwned") is None
+    assert reported.csp.seen() == []
+    assert reported.errors == []
 
 
 def split_inside(text: str, markers: list[str], rng: random.Random) -> list[str]:
@@ -161,7 +185,7 @@ AWKWARD = ["```", "**", "*", "|", "$$", "<b>", "</b>", "~~", "\n"]
 # --- every rendering feature -------------------------------------------------------------
 
 
-def test_renders_headings_emphasis_lists_and_quotes(page):
+def test_renders_headings_emphasis_lists_and_quotes(page, markdown_page):
     show(page, FEATURES)
     assert texts(page, "#answer h1") == ["Heading one"]
     assert texts(page, "#answer h2") == ["Heading two"]
@@ -172,7 +196,7 @@ def test_renders_headings_emphasis_lists_and_quotes(page):
     assert texts(page, "#answer p > code") == ["inline code"]
     assert texts(page, "#answer ol > li") == ["first", "second"]
     assert texts(page, "#answer blockquote p") == ["a quote"]
-    assert_nothing_ran(page)
+    assert_nothing_ran(markdown_page)
 
 
 def test_renders_task_lists_as_disabled_checkboxes(page):
@@ -219,13 +243,11 @@ def test_the_copy_button_puts_the_code_on_the_clipboard(page, site):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site)
     show(page, "```js\nconst a = `<tag>`;\n```\n")
     page.click("#answer button.copy-code")
-    deadline = time.monotonic() + 5
-    while page.locator("#answer button.copy-code").text_content() != "Copied" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    expect(page.locator("#answer button.copy-code")).to_have_text("Copied")
     assert page.evaluate("() => navigator.clipboard.readText()") == "const a = `<tag>`;"
 
 
-def test_renders_each_math_syntax_with_katex_and_leaves_prices_alone(page):
+def test_renders_each_math_syntax_with_katex_and_leaves_prices_alone(page, markdown_page):
     show(page, FEATURES)
     annotations = texts(page, "#answer .katex-mathml annotation")
     assert annotations == [
@@ -239,10 +261,10 @@ def test_renders_each_math_syntax_with_katex_and_leaves_prices_alone(page):
     # KaTeX's fonts are files of our own origin, loaded under default-src 'self'.
     page.evaluate("() => document.fonts.ready")
     assert page.evaluate("() => document.fonts.check('16px KaTeX_Main')")
-    assert_nothing_ran(page)
+    assert_nothing_ran(markdown_page)
 
 
-def test_shows_own_images_and_turns_remote_ones_into_links(page):
+def test_shows_own_images_and_turns_remote_ones_into_links(page, markdown_page):
     show(page, FEATURES)
     images = page.eval_on_selector_all("#answer img", "(n) => n.map((i) => [i.getAttribute('src'), i.alt])")
     assert images == [["/static/favicon.svg", "the site icon"]]
@@ -252,7 +274,7 @@ def test_shows_own_images_and_turns_remote_ones_into_links(page):
     assert texts(page, "#answer a.md-remote-image + .md-link-target") == [
         " (https://images.example/chart.png)"
     ]
-    assert_nothing_ran(page)
+    assert_nothing_ran(markdown_page)
 
 
 # --- streaming ---------------------------------------------------------------------------
@@ -262,7 +284,7 @@ def test_shows_own_images_and_turns_remote_ones_into_links(page):
     "how",
     ["one character at a time", "cut inside every awkward marker", "in tokens of 1-6 characters"],
 )
-def test_streaming_ends_with_the_dom_of_the_one_piece_rendering(page, how):
+def test_streaming_ends_with_the_dom_of_the_one_piece_rendering(page, markdown_page, how):
     rng = random.Random(13)
     if how == "one character at a time":
         chunks = list(STREAMED)
@@ -272,7 +294,7 @@ def test_streaming_ends_with_the_dom_of_the_one_piece_rendering(page, how):
         chunks = split_inside(STREAMED, [], rng)
     result = stream(page, chunks)
     assert result["equal"], result["html"]
-    assert_nothing_ran(page)
+    assert_nothing_ran(markdown_page)
 
 
 def test_a_link_reference_defined_after_its_use_settles_to_a_link(page):
@@ -437,17 +459,17 @@ def assert_contained(page: Page) -> None:
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=[f"hostile-{i}" for i in range(len(HOSTILE))])
-def test_hostile_input_neither_runs_nor_escapes_its_bubble(page, text):
+def test_hostile_input_neither_runs_nor_escapes_its_bubble(page, markdown_page, text):
     show(page, text)
     assert_contained(page)
-    assert_nothing_ran(page)
+    assert_nothing_ran(markdown_page)
     result = stream(page, split_inside(text, ["<", ">", "`", "$", "("], random.Random(1)))
     assert result["equal"]
     assert_contained(page)
-    assert_nothing_ran(page)
+    assert_nothing_ran(markdown_page)
 
 
-def test_code_blocks_hold_exactly_the_text_of_the_model(page):
+def test_code_blocks_hold_exactly_the_text_of_the_model(page, markdown_page):
     codes = [
         "<script>window.__pwned = 1</script>\n<img src=x onerror=window.__pwned=1>\n",
         "</code></pre><img src=x onerror=window.__pwned=1>\n",
@@ -461,7 +483,7 @@ def test_code_blocks_hold_exactly_the_text_of_the_model(page):
     result = stream(page, list(text))
     assert result["equal"]
     assert texts(page, "#answer pre > code") == codes
-    assert_nothing_ran(page)
+    assert_nothing_ran(markdown_page)
 
 
 def test_a_link_that_shows_one_address_and_leads_to_another_shows_where_it_leads(page):
@@ -491,7 +513,7 @@ MUTATION_XSS = [
 ]
 
 
-def test_the_sanitiser_alone_defuses_mutation_xss(page):
+def test_the_sanitiser_alone_defuses_mutation_xss(page, markdown_page):
     """What reaches DOMPurify is markdown-it's output; this feeds it the hostile HTML directly.
 
     Parsing such a string, in the inert document DOMPurify parses in, makes Chromium report (and
@@ -509,6 +531,6 @@ def test_the_sanitiser_alone_defuses_mutation_xss(page):
             """() => { const box = document.getElementById('answer'); const before = box.innerHTML;
                  box.innerHTML = before; return box.innerHTML === before; }"""
         )
-    page.wait_for_timeout(300)
+    assert page.evaluate(SETTLED) == "settled", "an image neither loaded nor failed in 10 s"
     assert page.evaluate("() => window.__pwned") is None
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert markdown_page.errors == []

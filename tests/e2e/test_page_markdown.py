@@ -16,11 +16,11 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.e2e.chat_page import LAST_ANSWER, ChatPage, CspViolations
 from tests.support.fake_upstream import Behaviour
 
 pytestmark = pytest.mark.e2e
 
-LAST_ANSWER = "#log > .message.assistant:last-child"
 QUESTION = "Explain compound interest, with the formula, a Python function and a table of rates."
 CODE = '''def compound(principal: float, rate: float, years: int, periods: int = 12) -> float:
     """Balance after `years` at `rate`, compounded `periods` times a year."""
@@ -46,14 +46,6 @@ What **1,000** grows to in 10 years, compounded monthly:
 """
 # Pieces are also cut inside each of these, where a half-written answer is most likely to render wrongly.
 AWKWARD = ["```", "**", "|", "$$", "\\frac", "\n"]
-
-# The Markdown as the page's own renderer (the module chat.js uses) renders it in one piece.
-RENDERED = """async (text) => {
-  const { renderMarkdown } = await import("/static/js/markdown.js");
-  const box = document.createElement("div");
-  box.append(renderMarkdown(text));
-  return box.innerHTML;
-}"""
 
 # Each frame, until the last answer is final: what it shows while it streams.
 WATCH_FRAMES = """() => {
@@ -91,27 +83,14 @@ def pieces(text: str, seed: int = 13) -> tuple[str, ...]:
     return tuple(text[a:b] for a, b in itertools.pairwise(edges))
 
 
-def send(page: Page, text: str) -> None:
-    page.fill("#prompt", text)
-    page.press("#prompt", "Enter")
-
-
-def wait_for_answer(page: Page, state: str = "complete") -> None:
-    page.wait_for_selector(f"{LAST_ANSWER}[data-state='{state}'][data-id]:not([data-syncing])")
-
-
-def html(page: Page, selector: str) -> str:
-    return page.locator(selector).inner_html()
-
-
 def test_an_answer_renders_code_a_table_and_a_formula_while_it_streams_and_the_same_after_a_reload(
-    page: Page, chat_server
+    chat: ChatPage, page: Page, chat_server
 ):
     app = chat_server(Behaviour(tokens=pieces(ANSWER), token_interval_s=0.01))
     page.goto(app.url)
     page.evaluate(WATCH_FRAMES)
-    send(page, QUESTION)
-    wait_for_answer(page)
+    chat.send(QUESTION)
+    chat.wait_for_answer_stored()
 
     frames = page.evaluate("window.frames")
     streaming = [f for f in frames if f["streaming"]]
@@ -136,19 +115,19 @@ def test_an_answer_renders_code_a_table_and_a_formula_while_it_streams_and_the_s
 
     # Settled to exactly the one-piece rendering, and to what a reload renders from the stored text.
     streamed = answer.inner_html()
-    assert streamed == page.evaluate(RENDERED, ANSWER)
+    assert streamed == chat.rendered(ANSWER)
     page.reload()
     page.wait_for_selector(f"{LAST_ANSWER} .message-text.markdown")
-    assert html(page, f"{LAST_ANSWER} .message-text") == streamed
-    assert page.problems == []
+    assert chat.answer_html() == streamed
+    assert chat.problems == []
 
 
-def test_think_tags_split_across_tokens_go_to_the_thinking_section(page: Page, chat_server):
+def test_think_tags_split_across_tokens_go_to_the_thinking_section(chat: ChatPage, page: Page, chat_server):
     tokens = ("<th", "ink>Let me ", "check **this** ", "with `code`.</th", "ink>\n\nThe answer is **42**.")
     app = chat_server(Behaviour(tokens=tokens))
     page.goto(app.url)
-    send(page, "what is it?")
-    wait_for_answer(page)
+    chat.send("what is it?")
+    chat.wait_for_answer_stored()
 
     thinking = page.locator(f"{LAST_ANSWER} details.thinking")
     assert thinking.get_attribute("open") is None
@@ -160,34 +139,35 @@ def test_think_tags_split_across_tokens_go_to_the_thinking_section(page: Page, c
     assert "think>" not in page.locator(LAST_ANSWER).text_content()
 
     # Stored with the tags in its text, the answer is split the same way when the page loads.
-    streamed = html(page, f"{LAST_ANSWER} .bubble")
+    streamed = chat.answer_html(".bubble")
     page.reload()
     page.wait_for_selector(f"{LAST_ANSWER} .message-text.markdown")
-    assert html(page, f"{LAST_ANSWER} .bubble") == streamed
+    assert chat.answer_html(".bubble") == streamed
 
 
-def test_reasoning_events_render_as_markdown_in_the_thinking_section(page: Page, chat_server):
+def test_reasoning_events_render_as_markdown_in_the_thinking_section(chat: ChatPage, page: Page, chat_server):
     app = chat_server(Behaviour(reasoning=("First **this**", ", then", " `that`."), tokens=("Done.",)))
     page.goto(app.url)
-    send(page, "think first")
-    wait_for_answer(page)
+    chat.send("think first")
+    chat.wait_for_answer_stored()
     body = page.locator(f"{LAST_ANSWER} .thinking-text")
     expect(body.locator("strong")).to_have_text("this")
     expect(body.locator("code")).to_have_text("that")
-    streamed = html(page, f"{LAST_ANSWER} .bubble")
+    streamed = chat.answer_html(".bubble")
     page.reload()
     page.wait_for_selector(f"{LAST_ANSWER} .thinking-text.markdown", state="attached")  # collapsed
-    assert html(page, f"{LAST_ANSWER} .bubble") == streamed
+    assert chat.answer_html(".bubble") == streamed
 
 
 def test_the_copy_button_of_a_code_block_copies_its_code_exactly(browser: Browser, chat_server):
     app = chat_server(Behaviour(tokens=pieces(ANSWER)))
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"], bypass_csp=True)
     try:
-        page = context.new_page()
+        chat = ChatPage(context.new_page())
+        page = chat.page
         page.goto(app.url)
-        send(page, QUESTION)
-        wait_for_answer(page)
+        chat.send(QUESTION)
+        chat.wait_for_answer_stored()
         button = page.locator(f"{LAST_ANSWER} .md-code-block button.copy-code")
         expect(button).to_have_accessible_name("Copy code")
         button.click()
@@ -197,12 +177,12 @@ def test_the_copy_button_of_a_code_block_copies_its_code_exactly(browser: Browse
         context.close()
 
 
-def test_your_own_message_stays_plain_text(page: Page, chat_server):
+def test_your_own_message_stays_plain_text(chat: ChatPage, page: Page, chat_server):
     app = chat_server()
     page.goto(app.url)
     text = "**x** and `y`\n\n- not a list"
-    send(page, text)
-    wait_for_answer(page)
+    chat.send(text)
+    chat.wait_for_answer_stored()
     mine = page.locator("#log > .message.user .message-text")
     assert mine.text_content() == text
     assert mine.locator("*").count() == 0
@@ -211,11 +191,13 @@ def test_your_own_message_stays_plain_text(page: Page, chat_server):
     assert page.locator("#log > .message.user .message-text *").count() == 0
 
 
-def test_without_scripts_a_stored_answer_is_its_plain_text(page: Page, chat_server, browser: Browser):
+def test_without_scripts_a_stored_answer_is_its_plain_text(
+    chat: ChatPage, page: Page, chat_server, browser: Browser
+):
     app = chat_server(Behaviour(tokens=pieces(ANSWER)))
     page.goto(app.url)
-    send(page, QUESTION)
-    wait_for_answer(page)
+    chat.send(QUESTION)
+    chat.wait_for_answer_stored()
     context = browser.new_context(java_script_enabled=False)
     try:
         still = context.new_page()
@@ -229,22 +211,17 @@ def test_rendered_answers_run_under_the_content_security_policy(browser: Browser
     app = chat_server(Behaviour(tokens=pieces(ANSWER), reasoning=("Some *thought*.",)))
     context = browser.new_context()  # the policy enforced, as in a person's browser
     try:
-        page = context.new_page()
-        page.add_init_script(
-            """window.cspViolations = [];
-               document.addEventListener("securitypolicyviolation",
-                 (e) => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI));"""
-        )
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        chat = ChatPage(context.new_page())
+        page = chat.page
+        violations = CspViolations(page)
         page.goto(app.url)
-        send(page, QUESTION)
-        wait_for_answer(page)
+        chat.send(QUESTION)
+        chat.wait_for_answer_stored()
         page.reload()
         page.wait_for_selector(f"{LAST_ANSWER} .message-text.markdown .katex")
         # KaTeX's fonts and highlight.js's theme came from the page's own origin.
         assert page.evaluate("document.fonts.check('16px KaTeX_Main')")
-        assert page.evaluate("() => window.cspViolations") == []
-        assert errors == []
+        assert violations.seen() == []
+        assert chat.problems == []
     finally:
         context.close()

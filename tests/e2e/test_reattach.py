@@ -15,38 +15,17 @@ import time
 import pytest
 from playwright.sync_api import Page, Route, expect
 
+from tests.e2e.chat_page import LAST_ANSWER, ChatPage, assert_the_model_stopped
 from tests.e2e.stall_proxy import StallProxy
-from tests.support.fake_upstream import Behaviour, RequestRecord
+from tests.support.fake_upstream import Behaviour
 from tests.support.sse_client import post_chat
 
 pytestmark = pytest.mark.e2e
-
-LAST_ANSWER = "#log > .message.assistant:last-child"
-STOPPED_WITHIN_S = 1.0
-# The Markdown of an answer as the page itself renders it (the module chat.js uses).
-RENDERED = """async (text) => {
-  const { renderMarkdown } = await import("/static/js/markdown.js");
-  const box = document.createElement("div");
-  box.append(renderMarkdown(text));
-  return box.innerHTML;
-}"""
 
 
 def words(count: int, interval_s: float = 0.05) -> Behaviour:
     """An answer of `count` distinct words, one every `interval_s`."""
     return Behaviour(tokens=tuple(f"word{i} " for i in range(count)), token_interval_s=interval_s)
-
-
-def send(page: Page, text: str) -> None:
-    page.fill("#prompt", text)
-    page.press("#prompt", "Enter")
-
-
-def wait_for_text(page: Page, length: int) -> None:
-    """Until the last answer shows more than `length` characters."""
-    page.wait_for_function(
-        f"document.querySelector('{LAST_ANSWER} .message-text')?.textContent.length > {length}"
-    )
 
 
 def watch_meta(page: Page) -> None:
@@ -68,45 +47,14 @@ def watch_meta(page: Page) -> None:
     )
 
 
-def text_length(page: Page) -> int:
-    return len(page.locator(f"{LAST_ANSWER} .message-text").text_content() or "")
-
-
-def wait_until_final(page: Page, state: str, timeout_ms: int = 20_000) -> None:
-    """Until the last answer is `state` and shows what the server stored (no read-back under way)."""
-    page.wait_for_selector(
-        f"{LAST_ANSWER}[data-state='{state}'][data-id]:not([data-syncing])", timeout=timeout_ms
-    )
-
-
-def shows(page: Page, markdown: str) -> bool:
-    """Does the last answer show exactly this Markdown, rendered?"""
-    return page.locator(f"{LAST_ANSWER} .message-text").inner_html() == page.evaluate(RENDERED, markdown)
-
-
-def stored_answer(page: Page, base_url: str) -> dict:
-    """The last answer as the server stored it."""
-    conversation = re.search(r"/c/([0-9a-f]{32})$", page.url)
-    assert conversation, f"not a conversation's address: {page.url}"
-    answer_id = page.locator(LAST_ANSWER).get_attribute("data-id")
-    stored = page.request.get(f"{base_url}/api/conversations/{conversation.group(1)}").json()
-    return next(m for m in stored["messages"] if m["id"] == answer_id)
-
-
-def assert_the_model_stopped(record: RequestRecord, since: float) -> None:
-    assert record.ended.wait(5), "the upstream request is still open: the model goes on"
-    assert record.outcome == "client_closed"
-    assert record.ended_at - since < STOPPED_WITHIN_S, (
-        f"the model stopped {record.ended_at - since:.2f} s later"
-    )
-
-
-def test_a_reload_mid_answer_reattaches_and_the_answer_completes_in_place(page: Page, chat_server, upstream):
+def test_a_reload_mid_answer_reattaches_and_the_answer_completes_in_place(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     behaviour = words(100)  # 5 s
     app = chat_server(behaviour)
     page.goto(app.url)
-    send(page, "a long answer, please")
-    wait_for_text(page, 30)
+    chat.send("a long answer, please")
+    chat.wait_for_answer_longer_than(30)
     page.wait_for_url(re.compile(r"/c/[0-9a-f]{32}$"))
     reattaches: list[str] = []
     page.on("request", lambda r: "/api/streams/" in r.url and reattaches.append(r.url))
@@ -118,49 +66,55 @@ def test_a_reload_mid_answer_reattaches_and_the_answer_completes_in_place(page: 
     stream_id = answer.get_attribute("data-stream-id")
     assert stream_id
     expect(page.locator("#send")).to_have_text("Stop")
-    wait_until_final(page, "complete")
+    chat.wait_for_answer_stored("complete", timeout_ms=20_000)
 
     assert reattaches == [f"{app.url}/api/streams/{stream_id}?after=0"]
     expect(page.locator("#log > .message")).to_have_count(2)  # in place: no second answer
-    assert shows(page, behaviour.text)
-    stored = stored_answer(page, app.url)
+    assert chat.shows(behaviour.text)
+    stored = chat.stored_answer()
     assert (stored["status"], stored["content"]) == ("complete", behaviour.text)
     assert len(upstream.requests_for(app.model)) == 1, "a reattach started another generation"
     expect(page.locator("#send")).to_have_text("Send")
-    assert page.problems == []
+    assert chat.problems == []
 
 
-def test_a_network_cut_shows_reconnecting_then_the_whole_answer(page: Page, chat_server, upstream):
+def test_a_network_cut_shows_reconnecting_then_the_whole_answer(
+    chat: ChatPage, page: Page, chat_server, upstream
+):
     behaviour = words(200)  # 10 s
     app = chat_server(behaviour)
     reattaches: list[dict[str, str]] = []
+    failed: list[str] = []
     page.on("request", lambda r: "/api/streams/" in r.url and reattaches.append(r.headers))
+    page.on("requestfailed", lambda r: "/api/streams/" in r.url and failed.append(r.url))
     page.goto(app.url)
-    send(page, "a long answer, please")
-    wait_for_text(page, 30)
+    chat.send("a long answer, please")
+    chat.wait_for_answer_longer_than(30)
 
     page.context.set_offline(True)
     meta = page.locator(f"{LAST_ANSWER} .meta")
     expect(meta).to_have_text("Reconnecting…")
     expect(page.locator("#status")).to_have_text("Reconnecting…")
     expect(page.locator("#send")).to_have_text("Stop")
-    time.sleep(3)  # the cut the issue names: attempts fail meanwhile
+    # The cut lasts while reattach attempts fail: three of them, each after its back-off (~3 s in all).
+    while len(failed) < 3:
+        page.wait_for_event("requestfailed", lambda r: "/api/streams/" in r.url)
     page.context.set_offline(False)
 
-    wait_until_final(page, "complete")
-    assert shows(page, behaviour.text)
-    assert stored_answer(page, app.url)["content"] == behaviour.text
+    chat.wait_for_answer_stored("complete", timeout_ms=20_000)
+    assert chat.shows(behaviour.text)
+    assert chat.stored_answer()["content"] == behaviour.text
     assert len(upstream.requests_for(app.model)) == 1
     # Each try says where the page was: the id of the last event it had.
     positions = {headers.get("last-event-id") for headers in reattaches}
     assert len(positions) == 1, reattaches
     assert re.fullmatch(r"[\w-]{22}:\d+", positions.pop() or ""), reattaches
     expect(meta).not_to_have_text("Reconnecting…")
-    assert page.problems == []
+    assert chat.problems == []
 
 
 def test_a_stalled_connection_is_taken_for_dead_after_two_heartbeats_and_reattached(
-    page: Page, chat_server, upstream
+    chat: ChatPage, page: Page, chat_server, upstream
 ):
     """A connection that stays open but carries nothing (not even the heartbeats) never ends by
     itself: only the page's watch on the silence gets the answer back. The proxy freezes it."""
@@ -168,12 +122,12 @@ def test_a_stalled_connection_is_taken_for_dead_after_two_heartbeats_and_reattac
     app = chat_server(behaviour, CHATAPP_HEARTBEAT_S="1")
     with StallProxy(app.server.port) as proxy:
         page.goto(proxy.url)
-        send(page, "a long answer, please")
-        wait_for_text(page, 30)
+        chat.send("a long answer, please")
+        chat.wait_for_answer_longer_than(30)
         watch_meta(page)
         assert proxy.freeze_streams() == 1
         frozen_at = time.time() * 1000
-        frozen_length = text_length(page)
+        frozen_length = len(chat.answer_text())
 
         # The state can be brief (a quick reattach ends it), so the page records each change of it
         # rather than the test polling for it.
@@ -185,22 +139,22 @@ def test_a_stalled_connection_is_taken_for_dead_after_two_heartbeats_and_reattac
         assert 1.5 < noticed_after < 5, f"the stall was noticed after {noticed_after:.2f} s"
         assert page.evaluate("window.lengthWhenReconnecting") == frozen_length
 
-        wait_until_final(page, "complete")
-        assert shows(page, behaviour.text)
-        assert stored_answer(page, proxy.url)["content"] == behaviour.text
+        chat.wait_for_answer_stored("complete", timeout_ms=20_000)
+        assert chat.shows(behaviour.text)
+        assert chat.stored_answer()["content"] == behaviour.text
         assert len(upstream.requests_for(app.model)) == 1
-    assert page.problems == []
+    assert chat.problems == []
 
 
 @pytest.mark.parametrize("reattach", ["reload", "network cut"])
 def test_stop_after_a_reattach_ends_the_model_and_the_answer_is_stored_stopped(
-    page: Page, chat_server, upstream, reattach
+    chat: ChatPage, page: Page, chat_server, upstream, reattach
 ):
     behaviour = words(300)  # 15 s
     app = chat_server(behaviour)
     page.goto(app.url)
-    send(page, "a long answer, please")
-    wait_for_text(page, 30)
+    chat.send("a long answer, please")
+    chat.wait_for_answer_longer_than(30)
     if reattach == "reload":
         page.reload()
     else:
@@ -208,46 +162,44 @@ def test_stop_after_a_reattach_ends_the_model_and_the_answer_is_stored_stopped(
         expect(page.locator("#status")).to_have_text("Reconnecting…")
         page.context.set_offline(False)
         expect(page.locator("#status")).to_have_text("Reconnected")
-    wait_for_text(page, text_length(page) + 20)  # following the answer again
+    chat.wait_for_answer_longer_than(len(chat.answer_text()) + 20)  # following the answer again
 
-    page.click("#send")
-    clicked_at = time.monotonic()
-    assert_the_model_stopped(upstream.wait_for_request(app.model), clicked_at)
-    wait_until_final(page, "stopped")
-    stored = stored_answer(page, app.url)
+    stopped_at = chat.stop()
+    assert_the_model_stopped(upstream.wait_for_request(app.model), stopped_at)
+    chat.wait_for_answer_stored("stopped", timeout_ms=20_000)
+    stored = chat.stored_answer()
     assert stored["status"] == "stopped"
     assert 0 < len(stored["content"]) < len(behaviour.text)
     assert behaviour.text.startswith(stored["content"])
-    assert shows(page, stored["content"])
+    assert chat.shows(stored["content"])
     expect(page.locator(f"{LAST_ANSWER} .meta")).to_contain_text("Stopped")
-    assert page.problems == []
+    assert chat.problems == []
 
 
-def test_stop_while_reconnecting_ends_the_model(page: Page, chat_server, upstream):
+def test_stop_while_reconnecting_ends_the_model(chat: ChatPage, page: Page, chat_server, upstream):
     """The reattach keeps failing (refused here) while the stop endpoint answers: Stop must not wait
     for the stream to come back."""
     behaviour = words(300)
     app = chat_server(behaviour)
     page.goto(app.url)
-    send(page, "a long answer, please")
-    wait_for_text(page, 30)
+    chat.send("a long answer, please")
+    chat.wait_for_answer_longer_than(30)
     page.route("**/api/streams/**", lambda route: route.abort("connectionrefused"))
     page.context.set_offline(True)  # the page drops its connection
     expect(page.locator(f"{LAST_ANSWER} .meta")).to_have_text("Reconnecting…")
     page.context.set_offline(False)
 
-    page.click("#send")
-    clicked_at = time.monotonic()
-    assert_the_model_stopped(upstream.wait_for_request(app.model), clicked_at)
-    wait_until_final(page, "stopped")
-    stored = stored_answer(page, app.url)
+    stopped_at = chat.stop()
+    assert_the_model_stopped(upstream.wait_for_request(app.model), stopped_at)
+    chat.wait_for_answer_stored("stopped", timeout_ms=20_000)
+    stored = chat.stored_answer()
     assert stored["status"] == "stopped"
-    assert shows(page, stored["content"])  # read back: the page missed the end of the stream
+    assert chat.shows(stored["content"])  # read back: the page missed the end of the stream
     expect(page.locator("#send")).to_have_text("Send")
-    assert page.problems == []
+    assert chat.problems == []
 
 
-def test_a_failed_stop_is_said_and_stop_still_works(page: Page, chat_server, upstream):
+def test_a_failed_stop_is_said_and_stop_still_works(chat: ChatPage, page: Page, chat_server, upstream):
     behaviour = words(300)
     app = chat_server(behaviour)
     unavailable = {"error": {"code": "shared_state_unavailable", "message": "Redis cannot be reached."}}
@@ -257,26 +209,25 @@ def test_a_failed_stop_is_said_and_stop_still_works(page: Page, chat_server, ups
 
     page.route("**/api/chat/*/stop", refuse)
     page.goto(app.url)
-    send(page, "a long answer, please")
-    wait_for_text(page, 30)
+    chat.send("a long answer, please")
+    chat.wait_for_answer_longer_than(30)
     page.click("#send")
 
     expect(page.locator("#problem-text")).to_contain_text("Could not stop the answer")
     expect(page.locator("#status")).to_have_text("Could not stop the answer")
     # The answer goes on, and can still be stopped.
-    wait_for_text(page, text_length(page) + 20)
+    chat.wait_for_answer_longer_than(len(chat.answer_text()) + 20)
     assert page.locator(LAST_ANSWER).get_attribute("data-state") == "streaming"
     expect(page.locator("#send")).to_have_text("Stop")
     record = upstream.wait_for_request(app.model)
     assert not record.ended.is_set()
 
     page.unroute("**/api/chat/*/stop", refuse)
-    page.click("#send")
-    clicked_at = time.monotonic()
-    assert_the_model_stopped(record, clicked_at)
-    wait_until_final(page, "stopped")
+    stopped_at = chat.stop()
+    assert_the_model_stopped(record, stopped_at)
+    chat.wait_for_answer_stored("stopped", timeout_ms=20_000)
     expect(page.locator("#problem")).to_be_hidden()
-    assert page.problems == []
+    assert chat.problems == []
 
 
 COLLECT = """(url) => {
