@@ -353,7 +353,9 @@ def test_stop_then_reload_shows_the_partial_answer_marked_stopped(
 def test_an_answer_streaming_in_another_tab_is_followed_until_it_ends(
     chat: ChatPage, page: Page, chat_server, upstream
 ):
-    app = chat_server(Behaviour(tokens=tuple(f" part{i}" for i in range(60)), token_interval_s=0.05))
+    # 6 s: still streaming when the other tab has opened, on a slow machine too.
+    parts = tuple(f" part{i}" for i in range(120))
+    app = chat_server(Behaviour(tokens=parts, token_interval_s=0.05))
     page.goto(app.url)
     chat.send("take your time")
     chat.wait_for_answer_longer_than(10)
@@ -363,9 +365,7 @@ def test_an_answer_streaming_in_another_tab_is_followed_until_it_ends(
         answer = other.locator(LAST_ANSWER)
         assert answer.get_attribute("data-state") == "streaming"
         expect(answer).to_have_attribute("data-state", "complete", timeout=15_000)
-        expect(answer.locator(".message-text")).to_have_text(
-            "".join(f" part{i}" for i in range(60)), use_inner_text=False
-        )
+        expect(answer.locator(".message-text")).to_have_text("".join(parts), use_inner_text=False)
     finally:
         other.close()
 

@@ -79,7 +79,9 @@ def test_the_status_line_is_in_view_when_the_answer_ends(
 def test_jump_to_latest_shows_after_scrolling_up_and_brings_the_reader_back(
     chat: ChatPage, page: Page, chat_server
 ):
-    app = chat_server(Behaviour(tokens=LONG.tokens, token_interval_s=0.03))
+    # 7 s of answer: it still grows after the scrolling and clicking below, on a slow machine too.
+    paragraphs = tuple(f"Paragraph {i} of a long answer.\n\n" for i in range(240))
+    app = chat_server(Behaviour(tokens=paragraphs, token_interval_s=0.03))
     page.goto(app.url)
     jump = page.locator("#jump")
     chat.send("a long answer, please", tap=True)
