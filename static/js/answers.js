@@ -4,20 +4,20 @@
  * endpoint, or one the server is already writing (the page was reloaded, another tab started
  * it), reattached to and replayed from its start. The server writes an answer whatever
  * happens to the page's connection, so a lost connection shows "Reconnecting…" and the
- * answer goes on where it was (answer-stream.js); only Stop, which calls the stop endpoint,
+ * answer goes on where it was (answer-follower.js); only Stop, which calls the stop endpoint,
  * ends it. `done` comes after the server saved the answer, so what arrived is what is stored;
  * an answer followed to no `done` (stopped while disconnected, its stream gone) is read back
  * from the server and shown as stored: that is what the model is told next time.
  */
-import { AnswerStream } from "./answer-stream.js";
-import { requestError } from "./chat-stream.js";
+import { AnswerFollower } from "./answer-follower.js";
+import { requestError } from "./request-error.js";
 import { OUTCOMES } from "./message-view.js";
 
 /**
- * @typedef {import("./chat-stream.js").FinishReason} FinishReason
- * @typedef {import("./chat-stream.js").MessageBody} MessageBody
- * @typedef {import("./answer-stream.js").Outcome} Outcome
- * @typedef {import("./answer-stream.js").FollowHandlers} FollowHandlers
+ * @typedef {import("./sse-reader.js").FinishReason} FinishReason
+ * @typedef {import("./api.js").MessageBody} MessageBody
+ * @typedef {import("./answer-follower.js").Outcome} Outcome
+ * @typedef {import("./answer-follower.js").FollowHandlers} FollowHandlers
  * @typedef {import("./message-view.js").MessageView} MessageView
  * @typedef {import("./api.js").ConversationsApi} ConversationsApi
  * @typedef {{
@@ -34,7 +34,7 @@ import { OUTCOMES } from "./message-view.js";
  * @typedef {{
  *   answer: MessageView,
  *   controller: AbortController,
- *   stream: AnswerStream,
+ *   follower: AnswerFollower,
  *   streamId: string,
  *   started: boolean,
  *   finished: boolean,
@@ -96,7 +96,7 @@ export class Answers {
     /** @type {Outcome} */
     let outcome;
     try {
-      outcome = await turn.stream.post(await url(), body);
+      outcome = await turn.follower.post(await url(), body);
     } catch (error) {
       // Refused, or the server was never reached: nothing was stored.
       turn.finished = true;
@@ -123,7 +123,7 @@ export class Answers {
     const turn = this.begin(message, null);
     turn.started = true;
     turn.streamId = streamId;
-    const outcome = await turn.stream.follow(streamId, 0);
+    const outcome = await turn.follower.follow(streamId, 0);
     this.end(turn);
     this.settle(turn, outcome);
   }
@@ -146,7 +146,7 @@ export class Answers {
     });
     const { streamsUrl, stallMs, network } = this.options;
     const signal = controller.signal;
-    turn.stream = new AnswerStream(this.handlers(turn, job), { streamsUrl, stallMs, network, signal });
+    turn.follower = new AnswerFollower(this.handlers(turn, job), { streamsUrl, stallMs, network, signal });
     this.active = turn;
     answer.setState("streaming");
     this.options.onBusy(true);
@@ -313,7 +313,7 @@ export class Answers {
     }
     // Its stream ends with `done` (`cancelled`) in a moment, after the server saved it: wait for
     // that (a reattach waiting for its next try goes now), then stop reading anyway.
-    turn.stream.retryNow();
+    turn.follower.retryNow();
     setTimeout(() => turn.controller.abort(), STOP_GRACE_MS);
   }
 

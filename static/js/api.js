@@ -4,9 +4,10 @@
  * server"), as typed functions. Each rejects with RequestError when the server refuses,
  * and with a TypeError when it cannot be reached. No DOM here.
  */
-import { RequestError, requestError } from "./chat-stream.js";
+import { RequestError, requestError } from "./request-error.js";
 
 /**
+ * @typedef {{ content: string, parent_id?: string | null }} MessageBody the body of `POST .../messages`
  * @typedef {{ prompt_tokens: number, completion_tokens: number, total_tokens: number, estimated: boolean }} StoredUsage
  * @typedef {"streaming" | "complete" | "stopped" | "interrupted" | "error"} MessageStatus
  * @typedef {{
@@ -16,7 +17,7 @@ import { RequestError, requestError } from "./chat-stream.js";
  *   content: string,
  *   reasoning: string,
  *   status: MessageStatus,
- *   finish_reason: import("./chat-stream.js").FinishReason | null,
+ *   finish_reason: import("./sse-reader.js").FinishReason | null,
  *   error: { code: string, message: string } | null,
  *   model: string | null,
  *   usage: StoredUsage | null,

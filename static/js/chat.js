@@ -25,7 +25,7 @@ import { installShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 
 /**
- * @typedef {import("./chat-stream.js").MessageBody} MessageBody
+ * @typedef {import("./api.js").MessageBody} MessageBody
  * @typedef {import("./message-view.js").MessageView} MessageView
  * @typedef {import("./api.js").ConversationSettings} StoredSettings
  * @typedef {{

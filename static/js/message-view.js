@@ -12,7 +12,7 @@ import { AnswerText } from "./answer-text.js";
 
 /**
  * @typedef {import("./api.js").StoredMessage} StoredMessage
- * @typedef {import("./chat-stream.js").FinishReason} FinishReason
+ * @typedef {import("./sse-reader.js").FinishReason} FinishReason
  * @typedef {import("./api.js").MessageStatus} MessageState
  * @typedef {import("./answer-text.js").Markdown} Markdown
  * @typedef {{ onPaint: () => void, markdown: Markdown }} ViewOptions `onPaint`: called after each

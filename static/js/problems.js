@@ -5,7 +5,7 @@
  * wait (Retry-After: a rate limit, a busy server), Retry counts that down first. An answer
  * that failed after it began says so in its own message instead (message-view.js).
  */
-import { RequestError } from "./chat-stream.js";
+import { RequestError } from "./request-error.js";
 
 /**
  * @typedef {{ text: string, retry: boolean, waitS: number }} Problem what to say, whether

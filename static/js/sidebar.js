@@ -4,7 +4,7 @@
  * more" asks the API for the next), the one open marked, rename in place, delete after a
  * confirming <dialog>; on a phone it is a drawer that the menu button opens.
  */
-import { RequestError } from "./chat-stream.js";
+import { RequestError } from "./request-error.js";
 
 /**
  * @typedef {import("./api.js").ConversationsApi} ConversationsApi

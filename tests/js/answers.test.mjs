@@ -1,3 +1,4 @@
+// @ts-check
 // Stop at every moment of an answer (static/js/answers.js): before `start`, after a failed stop,
 // while reconnecting; and an answer whose stream is gone, shown as stored. Against a scripted
 // fetch and a stand-in for the message on the page. Run: node --test tests/js/
@@ -6,43 +7,65 @@ import { afterEach, describe, it } from "node:test";
 
 import { Answers } from "../../static/js/answers.js";
 import { ConversationsApi } from "../../static/js/api.js";
-import { RequestError } from "../../static/js/chat-stream.js";
+import { RequestError } from "../../static/js/request-error.js";
 import { done, sleep, start, stream, token } from "./scripted-fetch.mjs";
+
+/**
+ * @typedef {import("../../static/js/message-view.js").MessageView} MessageView
+ * @typedef {import("../../static/js/api.js").StoredMessage} StoredMessage
+ * @typedef {import("../../static/js/api.js").MessageStatus} MessageStatus
+ * @typedef {import("./scripted-fetch.mjs").Answer} Answer
+ * @typedef {{ method: string, url: string, headers: RequestInit["headers"], signal: AbortSignal }} Call
+ */
 
 const realFetch = globalThis.fetch;
 afterEach(() => {
   globalThis.fetch = realFetch;
 });
 
-/** A promise with its resolve, to script when the server does something. */
+/**
+ * A promise with its resolve, to script when the server does something.
+ * @returns {Promise<unknown> & { open: () => void }}
+ */
 function gate() {
-  let open;
-  const promise = new Promise((resolve) => (open = resolve));
+  /** @type {() => void} */
+  let open = () => {};
+  const promise = new Promise((resolve) => (open = () => resolve(undefined)));
   return Object.assign(promise, { open });
 }
 
 /**
  * Answer each fetch from the first route whose method and URL prefix match: the next of its
  * answers, each `(signal) => Response`; the last one answers every later call. Calls are recorded.
+ * @param {[string, string, Answer[]][]} routes method, URL prefix, answers
  */
 function serve(routes) {
+  /** @type {Call[]} */
   const calls = [];
-  globalThis.fetch = async (url, init = {}) => {
+  globalThis.fetch = async (input, init = {}) => {
+    const url = /** @type {string} */ (input); // the page's modules fetch by URL
     const method = init.method ?? "GET";
-    calls.push({ method, url, headers: init.headers ?? {}, signal: init.signal });
+    // Every request of answers.js carries a signal: Stop, or the page leaving, aborts it.
+    calls.push({ method, url, headers: init.headers ?? {}, signal: /** @type {AbortSignal} */ (init.signal) });
     const route = routes.find(([m, prefix]) => m === method && url.startsWith(prefix));
     if (!route) throw new Error(`unexpected ${method} ${url}`);
     const answers = route[2];
     const answer = answers.length > 1 ? answers.shift() : answers[0];
+    if (!answer) throw new Error(`no answer scripted for ${method} ${url}`);
     return answer(init.signal);
   };
   return calls;
 }
 
+/** @type {Answer} */
 const failToConnect = () => Promise.reject(new TypeError("Failed to fetch"));
 
 
-/** Answers the stop endpoint with this status, opening `arrived` when it is called. */
+/**
+ * Answers the stop endpoint with this status, opening `arrived` when it is called.
+ * @param {202 | 404 | 503} status
+ * @returns {Answer}
+ */
 function stopAnswer(status, arrived = gate()) {
   return () => {
     arrived.open();
@@ -52,21 +75,34 @@ function stopAnswer(status, arrived = gate()) {
   };
 }
 
-/** The stored conversation with the answer a1 in this state. */
+/**
+ * The stored conversation with the answer a1 in this state.
+ * @param {MessageStatus} status
+ * @param {string} content
+ * @returns {Answer}
+ */
 function storedAnswer(status, content) {
   const message = { id: "a1", parent_id: "u1", role: "assistant", content, reasoning: "", status, alternatives: ["a1"] };
   return () => Response.json({ id: "c1", title: "t", messages: [message] });
 }
 
-/** What answers.js uses of a message on the page (message-view.js's MessageView). */
+/**
+ * What answers.js uses of a message on the page (message-view.js's MessageView); `view` hands it
+ * over as one.
+ */
 class FakeAnswer {
+  /** @param {Record<string, string>} [dataset] */
   constructor(dataset = {}) {
+    /** @type {Set<string>} */
     const attributes = new Set();
     this.root = {
       dataset,
       isConnected: true,
+      /** @type {(name: string, on: boolean) => unknown} */
       toggleAttribute: (name, on) => (on ? attributes.add(name) : attributes.delete(name)),
+      /** @type {(name: string) => unknown} */
       removeAttribute: (name) => attributes.delete(name),
+      /** @type {(name: string) => boolean} */
       hasAttribute: (name) => attributes.has(name),
     };
     this.meta = { title: "" };
@@ -74,7 +110,12 @@ class FakeAnswer {
     this.state = "";
     this.label = "";
     this.restarts = 0;
+    /** @type {StoredMessage | null} */
     this.filled = null;
+  }
+  /** @returns {MessageView} */
+  get view() {
+    return /** @type {MessageView} */ (/** @type {unknown} */ (this));
   }
   get id() {
     return this.root.dataset.id ?? "";
@@ -92,27 +133,33 @@ class FakeAnswer {
     this.text = "";
     this.restarts++;
   }
+  /** @param {string} id */
   setIds(id) {
     this.root.dataset.id = id;
   }
   setModel() {}
   appendReasoning() {}
+  /** @param {string} text */
   appendText(text) {
     this.text += text;
   }
   showError() {}
+  /** @param {boolean} on */
   setReconnecting(on) {
     this.label = on ? "Reconnecting…" : "";
   }
   finish() {}
+  /** @param {string} state */
   setState(state) {
     this.state = state;
   }
+  /** @param {string} label */
   setMeta(label) {
     this.label = label;
   }
   hideEmptyText() {}
   onPaint() {}
+  /** @param {StoredMessage} m */
   fill(m) {
     this.filled = m;
     this.text = m.content;
@@ -121,8 +168,11 @@ class FakeAnswer {
 }
 
 function page() {
+  /** @type {string[]} */
   const said = [];
+  /** @type {unknown[]} */
   const stopFailures = [];
+  /** @type {boolean[]} */
   const busy = [];
   const answers = new Answers({
     api: new ConversationsApi("/api/conversations"),
@@ -141,6 +191,11 @@ function page() {
   return { answers, said, stopFailures, busy, job };
 }
 
+/**
+ * @param {() => boolean} condition
+ * @param {string} what
+ * @param {number} [ms]
+ */
 const until = async (condition, what, ms = 3_000) => {
   const deadline = Date.now() + ms;
   while (!condition()) {
@@ -159,7 +214,7 @@ describe("Stop", () => {
     ]);
     const { answers, said, job } = page();
     const answer = new FakeAnswer();
-    const running = answers.run(async () => "/api/conversations/c1/messages", { content: "hi" }, answer, job);
+    const running = answers.run(async () => "/api/conversations/c1/messages", { content: "hi" }, answer.view, job);
     await sleep(20);
     answers.stop();
     await sleep(50);
@@ -185,7 +240,7 @@ describe("Stop", () => {
     ]);
     const { answers, said, stopFailures, job } = page();
     const answer = new FakeAnswer();
-    const running = answers.run(async () => "/api/conversations/c1/messages", {}, answer, job);
+    const running = answers.run(async () => "/api/conversations/c1/messages", {}, answer.view, job);
     await until(() => answer.text === "a", "the first token");
     answers.stop();
     await until(() => stopFailures.length === 1, "the failed stop");
@@ -209,7 +264,7 @@ describe("Stop", () => {
     ]);
     const { answers, stopFailures, job } = page();
     const answer = new FakeAnswer();
-    answers.run(async () => "/api/conversations/c1/messages", {}, answer, job);
+    answers.run(async () => "/api/conversations/c1/messages", {}, answer.view, job);
     await until(() => answer.id === "a1", "start");
     answers.stop();
     await until(() => stopFailures.length === 1, "the failed stop");
@@ -227,7 +282,7 @@ describe("Stop", () => {
     ]);
     const { answers, said, job } = page();
     const answer = new FakeAnswer();
-    const running = answers.run(async () => "/api/conversations/c1/messages", {}, answer, job);
+    const running = answers.run(async () => "/api/conversations/c1/messages", {}, answer.view, job);
     await until(() => answer.label === "Reconnecting…", "Reconnecting…");
     assert.ok(said.includes("Reconnecting…"));
     answers.stop();
@@ -248,7 +303,7 @@ describe("An answer whose stream is gone", () => {
     ]);
     const { answers, said, job } = page();
     const answer = new FakeAnswer();
-    await answers.run(async () => "/api/conversations/c1/messages", {}, answer, job);
+    await answers.run(async () => "/api/conversations/c1/messages", {}, answer.view, job);
     await until(() => answer.filled !== null, "the stored answer");
     assert.equal(answer.text, "Hello");
     assert.equal(answer.state, "complete");
@@ -263,7 +318,7 @@ describe("An answer whose stream is gone", () => {
     ]);
     const { answers, job } = page();
     const answer = new FakeAnswer();
-    await answers.run(async () => "/api/conversations/c1/messages", {}, answer, job);
+    await answers.run(async () => "/api/conversations/c1/messages", {}, answer.view, job);
     await until(() => answer.state === "interrupted", "interrupted");
   });
 });
@@ -274,7 +329,7 @@ describe("Following an answer found streaming on the page", () => {
     const { answers, busy } = page();
     const answer = new FakeAnswer({ id: "a1", streamId: "s1" });
     answer.text = "who"; // what the server rendered
-    await answers.follow(answer);
+    await answers.follow(answer.view);
     assert.equal(calls[0].url, "/api/streams/s1?after=0");
     assert.equal(answer.restarts, 1);
     assert.equal(answer.text, "whole");

@@ -1,3 +1,4 @@
+// @ts-check
 // Splitting an answer into top-level blocks while it streams: a block frozen at any prefix is
 // exactly that block of the finished text, and the live part stays small.
 // Run: node --test tests/js/
@@ -8,7 +9,11 @@ import { BlockStream, lineStarts, parseBlocks, stabilise } from "../../static/js
 import { createMarkdown } from "../../static/js/markdown-syntax.js";
 
 const md = createMarkdown({ origin: "https://chat.example", baseUrl: "https://chat.example/" });
+/** @typedef {import("../../static/js/markdown-blocks.js").Block} Block */
+
+/** @param {Block} block */
 const render = (block) => md.renderer.render(block.tokens, md.options, {});
+/** @param {string} text */
 const final = (text) => parseBlocks(md, text, { references: {}, streaming: false });
 
 const ANSWER = `# Title
@@ -61,7 +66,11 @@ const TRAPS = [
   "text\r\nmore\r\n\r\n# h\r\nend\r", // CRLF and a lone CR
 ];
 
-/** Feed `text` in prefixes ending at each offset in `cuts`; check every frozen block. */
+/**
+ * Feed `text` in prefixes ending at each offset in `cuts`; check every frozen block.
+ * @param {string} text
+ * @param {Iterable<number>} cuts
+ */
 function streamAndCheck(text, cuts) {
   const expected = new Map(final(text).map((block) => [block.start, block]));
   const stream = new BlockStream(md);

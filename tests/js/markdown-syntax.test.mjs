@@ -1,3 +1,4 @@
+// @ts-check
 // The Markdown dialect of answers, as HTML before sanitising: GFM extensions, math and its
 // dollar rules, code, and what raw HTML, links and images may become.
 // Run: node --test tests/js/
@@ -8,7 +9,12 @@ import { createMarkdown, isOwnImage, validateLink } from "../../static/js/markdo
 
 const place = { origin: "https://chat.example", baseUrl: "https://chat.example/c/1" };
 const md = createMarkdown(place);
+/**
+ * @param {string} text
+ * @param {Record<string, unknown>} [env]
+ */
 const html = (text, env = {}) => md.render(text, env).trim();
+/** @param {string} text */
 const inline = (text) => html(text).replace(/^<p>|<\/p>$/g, "");
 
 describe("GFM", () => {
@@ -43,6 +49,10 @@ describe("GFM", () => {
 });
 
 describe("math", () => {
+  /**
+   * @param {string} tex
+   * @param {boolean} [display]
+   */
   const math = (tex, display = false) => `<span class="md-math${display ? " md-math-display" : ""}">${tex}</span>`;
 
   it("recognises each delimiter", () => {

@@ -1,6 +1,14 @@
+// @ts-check
 // What the page's network tests share: a scripted event-stream answer and the event frames of one
 // stream. Each test file scripts `globalThis.fetch` itself (its routing differs) and restores it.
 
+/**
+ * A scripted answer to one fetch: given the fetch's signal, the Response (or its promise).
+ * @typedef {(signal?: AbortSignal | null) => Response | Promise<Response>} Answer
+ * @typedef {string | number | Promise<unknown> | "drop" | "hang"} Step
+ */
+
+/** @param {number} ms */
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -8,6 +16,9 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * many ms and a promise until it settles; "drop" breaks the connection; "hang" sends nothing more
  * until the fetch is aborted. The body ends after the last step. Aborting the fetch errors the
  * body, as a browser's does.
+ *
+ * @param {Step[]} steps
+ * @returns {Answer}
  */
 export function stream(steps) {
   return (signal) => {
@@ -35,8 +46,21 @@ export function stream(steps) {
 }
 
 export const START = { stream_id: "s1", model: "m", conversation_id: "c1", user_message_id: "u1", message_id: "a1" };
+/**
+ * @param {number} sequence
+ * @param {string} name
+ * @param {unknown} data
+ */
 export const event = (sequence, name, data) =>
   `id: s1:${sequence}\nevent: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
 export const start = () => event(1, "start", START);
+/**
+ * @param {number} sequence
+ * @param {string} text
+ */
 export const token = (sequence, text) => event(sequence, "token", { text });
+/**
+ * @param {number} sequence
+ * @param {string} [reason]
+ */
 export const done = (sequence, reason = "stop") => event(sequence, "done", { finish_reason: reason });

@@ -1,3 +1,4 @@
+// @ts-check
 // The browser-side SSE parser against the WHATWG rules and adversarial chunking.
 // Run: node --test tests/js/
 import assert from "node:assert/strict";
@@ -5,10 +6,18 @@ import { describe, it } from "node:test";
 
 import { createParser } from "../../static/js/sse.js";
 
-/** Feed chunks of text; return the events and comments seen. */
+/** @typedef {import("../../static/js/sse.js").ServerSentEvent} ServerSentEvent */
+
+/**
+ * Feed chunks of text; return the events and comments seen.
+ * @param {string[]} chunks
+ */
 function parse(chunks) {
+  /** @type {ServerSentEvent[]} */
   const events = [];
+  /** @type {string[]} */
   const comments = [];
+  /** @type {number[]} */
   const retries = [];
   const parser = createParser({
     onEvent: (e) => events.push(e),
@@ -19,7 +28,10 @@ function parse(chunks) {
   return { events, comments, retries };
 }
 
-/** Feed bytes through one TextDecoder in stream mode, as chat.js does. */
+/**
+ * Feed bytes through one TextDecoder in stream mode, as sse-reader.js does.
+ * @param {Uint8Array[]} byteChunks
+ */
 function parseBytes(byteChunks) {
   const decoder = new TextDecoder();
   const chunks = byteChunks.map((bytes) => decoder.decode(bytes, { stream: true }));
@@ -27,6 +39,12 @@ function parseBytes(byteChunks) {
   return parse(chunks);
 }
 
+/**
+ * @param {string} data
+ * @param {string} [event]
+ * @param {string} [id]
+ * @returns {ServerSentEvent}
+ */
 const ev = (data, event = "message", id = "") => ({ event, data, id });
 
 describe("line ends", () => {
@@ -112,6 +130,7 @@ describe("dispatch", () => {
   });
 
   it("forgets everything on reset", () => {
+    /** @type {ServerSentEvent[]} */
     const events = [];
     const parser = createParser({ onEvent: (e) => events.push(e) });
     parser.feed("id: 1\ndata: half");

@@ -1,3 +1,4 @@
+// @ts-check
 // Inline <think>…</think> routed to the thinking section, however the deltas split the tags.
 // Run: node --test tests/js/
 import assert from "node:assert/strict";
@@ -5,7 +6,10 @@ import { describe, it } from "node:test";
 
 import { ThinkSplitter } from "../../static/js/think-splitter.js";
 
-/** Feed deltas; return the answer and thinking text routed, flush included. */
+/**
+ * Feed deltas; return the answer and thinking text routed, flush included.
+ * @param {string[]} deltas
+ */
 function route(deltas) {
   const splitter = new ThinkSplitter();
   let answer = "";
@@ -17,7 +21,10 @@ function route(deltas) {
   return { answer, thinking };
 }
 
-/** Every way of cutting `text` into two and into three pieces. */
+/**
+ * Every way of cutting `text` into two and into three pieces.
+ * @param {string} text
+ */
 function* splits(text) {
   for (let i = 0; i <= text.length; i++) {
     yield [text.slice(0, i), text.slice(i)];

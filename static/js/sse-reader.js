@@ -1,19 +1,16 @@
 // @ts-check
 /**
- * One connection of a streamed answer (docs/api.md): the body of a streaming endpoint read
- * with a stream reader, decoded with one TextDecoder in stream mode (a character split
- * between two reads is decoded whole), parsed as SSE, and each event's JSON handed to its
- * handler. answer-stream.js opens the connections and follows an answer across them; no DOM
- * here, the page's modules own it.
+ * The reader of one streamed answer's response (docs/api.md): its `text/event-stream` body read
+ * with a stream reader, decoded with one TextDecoder in stream mode (a character split between
+ * two reads is decoded whole), parsed by sse.js, and each of chatapp's events handed, as JSON,
+ * to its handler. answer-follower.js opens the connections and follows an answer across them;
+ * no DOM here, the page's modules own it.
  */
 import { createParser } from "./sse.js";
 
 /**
- * The requests and the event payloads of docs/api.md.
+ * The event payloads of docs/api.md.
  *
- * @typedef {{ role: "system" | "user" | "assistant", content: string }} ChatMessage
- * @typedef {{ messages: ChatMessage[], model?: string }} ChatBody the body of `POST /api/chat`
- * @typedef {{ content: string, parent_id?: string | null }} MessageBody the body of `POST .../messages`
  * @typedef {{
  *   stream_id: string,
  *   model: string,
@@ -35,26 +32,6 @@ import { createParser } from "./sse.js";
  *   onDone: (finishReason: FinishReason) => void,
  * }} StreamHandlers
  */
-
-/** The server refused the request before streaming (a 4xx/5xx JSON error body). */
-export class RequestError extends Error {
-  /**
-   * @param {number} status
-   * @param {string} code
-   * @param {string} message
-   * @param {number | null} [retryAfterS] what the answer's Retry-After said, in seconds
-   */
-  constructor(status, code, message, retryAfterS = null) {
-    super(message);
-    this.name = "RequestError";
-    /** @readonly */
-    this.status = status;
-    /** @readonly a stable error code of docs/api.md, or "http_error" when the body had none */
-    this.code = code;
-    /** @readonly seconds to wait before trying again, when the server said; else null */
-    this.retryAfterS = retryAfterS;
-  }
-}
 
 /**
  * Read one response body of `text/event-stream` to its end, calling `onEvent` for each event
@@ -125,32 +102,4 @@ export function handleEvent(event, handlers) {
 export function sequenceOf(id) {
   const match = /(?:^|:)(\d+)$/.exec(id);
   return match ? Number(match[1]) : null;
-}
-
-/**
- * The RequestError a refused request's JSON error body describes.
- *
- * @param {Response} response
- * @returns {Promise<RequestError>}
- */
-export async function requestError(response) {
-  const retryAfterS = retryAfter(response.headers.get("Retry-After"));
-  try {
-    const { error } = /** @type {{ error: ErrorData }} */ (await response.json());
-    return new RequestError(response.status, error.code, error.message, retryAfterS);
-  } catch {
-    const message = `The server answered ${response.status}. Try again.`;
-    return new RequestError(response.status, "http_error", message, retryAfterS);
-  }
-}
-
-/**
- * Retry-After in seconds: it is either a number of seconds or an HTTP date (RFC 9110, 10.2.3).
- * @param {string | null} value
- * @returns {number | null}
- */
-function retryAfter(value) {
-  if (value === null || value.trim() === "") return null;
-  const seconds = /^\s*\d+\s*$/.test(value) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
-  return Number.isFinite(seconds) ? Math.max(0, Math.ceil(seconds)) : null;
 }

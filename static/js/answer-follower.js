@@ -11,7 +11,8 @@
  *
  * No DOM: `network` is where the browser says it went offline or online (the window).
  */
-import { handleEvent, readEvents, requestError, sequenceOf } from "./chat-stream.js";
+import { requestError } from "./request-error.js";
+import { handleEvent, readEvents, sequenceOf } from "./sse-reader.js";
 
 /** Back-off between reattach attempts: doubling from the first, up to the last, with ±25 % jitter. */
 const RETRY_FIRST_MS = 500;
@@ -20,7 +21,7 @@ const RETRY_MAX_MS = 8_000;
 const GIVE_UP_MS = 120_000;
 
 /**
- * @typedef {import("./chat-stream.js").StreamHandlers & {
+ * @typedef {import("./sse-reader.js").StreamHandlers & {
  *   onReconnecting: () => void,
  *   onReconnected: () => void,
  * }} FollowHandlers `onReconnecting` once when a connection is lost, `onReconnected` when
@@ -40,7 +41,7 @@ const GIVE_UP_MS = 120_000;
  * }} FollowOptions `streamsUrl`: `/api/streams`; `stallMs`: two heartbeat intervals; `signal`:
  *   aborted, the page stops reading (the answer goes on on the server)
  * @typedef {{ url: string, init: RequestInit }} Request
- * @typedef {{ kind: "done" } | { kind: "dropped" } | { kind: "refused", error: import("./chat-stream.js").RequestError }
+ * @typedef {{ kind: "done" } | { kind: "dropped" } | { kind: "refused", error: import("./request-error.js").RequestError }
  *   | { kind: "failed", error: unknown }} Connection how one connection ended
  */
 
@@ -54,7 +55,7 @@ export function retryDelayMs(attempt, random) {
   return Math.min(RETRY_FIRST_MS * 2 ** attempt * (0.75 + 0.5 * random()), RETRY_MAX_MS);
 }
 
-export class AnswerStream {
+export class AnswerFollower {
   /**
    * @param {FollowHandlers} handlers
    * @param {FollowOptions} options
