@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 
@@ -31,7 +32,7 @@ keepalive = 75
 control_socket_disable = True
 
 
-def app(environ: dict, start_response: Callable[..., object]) -> Iterator[bytes]:
+def app(environ: dict[str, Any], start_response: Callable[..., object]) -> Iterator[bytes]:
     if environ["PATH_INFO"] == "/healthz":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return iter([b"ok"])

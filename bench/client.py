@@ -14,6 +14,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 # What marks one token on each path: chatapp's SSE, or the upstream's OpenAI chunks.
 CHATAPP_TOKEN = b"event: token\n"
@@ -23,7 +24,7 @@ UPSTREAM_END = (b"data: [DONE]",)
 ERROR_MARKERS = (b"event: error\n",)
 
 
-def chat_request(host: str, port: int, path: str, body: dict) -> bytes:
+def chat_request(host: str, port: int, path: str, body: dict[str, Any]) -> bytes:
     payload = json.dumps(body).encode()
     return (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
@@ -79,7 +80,8 @@ class StreamProtocol(asyncio.Protocol):
             t.error = "error event"
         if any(m in window for m in self.end_markers):
             t.complete = True
-            self.transport.close()
+            if self.transport is not None:
+                self.transport.close()
         self.tail = window[-64:]
 
     def connection_lost(self, exc: Exception | None) -> None:

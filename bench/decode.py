@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 
 from openai._models import construct_type  # what the SDK's Stream calls per chunk
 from openai.types.chat import ChatCompletionChunk
 
+from chatapp.llm.base import TextDelta
 from chatapp.llm.completion_events import CompletionEventDecoder
 from chatapp.protocol import EventWriter
 from harness.openai_chunks import CompletionChunks
@@ -24,7 +26,7 @@ LINE = BODY.removeprefix(b"data: ").rstrip(b"\n")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 20_000))
 
 
-def per_chunk_us(work) -> float:
+def per_chunk_us(work: Callable[[], None]) -> float:
     best = float("inf")
     for _ in range(5):  # best of five: the machine is shared
         start = time.process_time()
@@ -39,7 +41,8 @@ writer = EventWriter("bench")
 
 def sdk_object() -> None:
     chunk = construct_type(type_=ChatCompletionChunk, value=json.loads(LINE))
-    writer.token(chunk.choices[0].delta.content)
+    assert isinstance(chunk, ChatCompletionChunk)
+    writer.token(chunk.choices[0].delta.content or "")
 
 
 decoder = CompletionEventDecoder()
@@ -47,6 +50,7 @@ decoder = CompletionEventDecoder()
 
 def chatapp_raw() -> None:
     for event in decoder.feed(BODY):
+        assert isinstance(event, TextDelta)
         writer.token(event.text)
 
 

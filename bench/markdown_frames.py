@@ -30,6 +30,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from chatapp.security import CONTENT_SECURITY_POLICY
 from harness.processes import ROOT, free_port
@@ -72,7 +73,7 @@ def static_server(root: Path = ROOT) -> Iterator[str]:
 
 def answer_text(tokens: int) -> str:
     """A long, deterministic answer in the shape models write: headings, prose, code, tables."""
-    sections = []
+    sections: list[str] = []
     i = 0
     while sum(len(TOKEN.findall(s)) for s in sections) < tokens:
         i += 1
@@ -110,7 +111,7 @@ class Window:
     p90_ms: float
 
 
-def measure(page_url: str, tokens: list[str], windows: list[tuple[int, int]]) -> dict:
+def measure(page_url: str, tokens: list[str], windows: list[tuple[int, int]]) -> dict[str, Any]:
     """Stream `tokens` on the test page; the frame times inside each window."""
     from playwright.sync_api import sync_playwright  # the bench's one browser dependency
 
@@ -125,12 +126,13 @@ def measure(page_url: str, tokens: list[str], windows: list[tuple[int, int]]) ->
             page.wait_for_selector("body[data-ready]")
             # A first, unmeasured run, so that the first window does not time the JIT warming up.
             page.evaluate(BENCH, [tokens[:2_000], [(0, 1_000), (1_000, 2_000)]])
-            return page.evaluate(BENCH, [tokens, windows])
+            measured: dict[str, Any] = page.evaluate(BENCH, [tokens, windows])
+            return measured
         finally:
             browser.close()
 
 
-def run(total: int, at: tuple[int, int], width: int) -> tuple[list[Window], dict]:
+def run(total: int, at: tuple[int, int], width: int) -> tuple[list[Window], dict[str, Any]]:
     tokens = tokenize(answer_text(total + width))
     windows = [(max(0, n - width // 2), n + width // 2) for n in at]
     with static_server() as url:

@@ -27,6 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 from bench.client import CHATAPP_END, CHATAPP_TOKEN, StreamProtocol, chat_request, open_stream
 from bench.conversations import Round, json_request, run_round
@@ -39,7 +40,8 @@ TRICKLE = "bench-ttft0-tps20-len100000"
 
 def _upstream_closes(upstream: BenchUpstream) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{upstream.port}/stats", timeout=10) as response:
-        return json.loads(response.read())["closes"]
+        closes: dict[str, float] = json.loads(response.read())["closes"]
+        return closes
 
 
 def cpu_rounds(n: int, rounds: int, tokens: int) -> None:
@@ -98,14 +100,17 @@ def _start_answer(port: int, conversation_id: str, tag: str) -> tuple[http.clien
             return connection, stream_id
 
 
+def _held(i: int) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": f"held-{i}"}], "model": TRICKLE}
+
+
 async def _hold_streams(port: int, count: int) -> list[StreamProtocol]:
-    body = lambda i: {"messages": [{"role": "user", "content": f"held-{i}"}], "model": TRICKLE}  # noqa: E731
     return await asyncio.gather(
         *(
             open_stream(
                 "127.0.0.1",
                 port,
-                chat_request("127.0.0.1", port, "/api/chat", body(i)),
+                chat_request("127.0.0.1", port, "/api/chat", _held(i)),
                 CHATAPP_TOKEN,
                 CHATAPP_END,
             )
@@ -122,7 +127,7 @@ def stop_and_replay(stops: int, background: int, replays: int) -> None:
         BenchUpstream() as upstream,
     ):
         env = {"DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3", "CHATAPP_REDIS_URL": redis.uri}
-        with chatapp_server(upstream, **env) as a, chatapp_server(upstream, **env) as b:
+        with chatapp_server(upstream, 1, None, **env) as a, chatapp_server(upstream, 1, None, **env) as b:
             loop = asyncio.new_event_loop()
             held = loop.run_until_complete(_hold_streams(a.port, background))
             conversation = json_request("POST", f"{a.url}/api/conversations", {"model": TRICKLE})["id"]
@@ -183,7 +188,8 @@ def _json_status(method: str, url: str) -> int:
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
+            status: int = response.status
+            return status
     except urllib.error.HTTPError as error:
         return error.code
 

@@ -53,7 +53,7 @@ async def one_stream(port: int, rng: random.Random, counts: dict[str, int]) -> N
     counts[kind] = counts.get(kind, 0) + 1
 
 
-def sample(app_port: int, worker: int) -> dict:
+def sample(app_port: int, worker: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{app_port}/debug/stats", timeout=10) as response:
         stats = json.loads(response.read())
     return {
@@ -65,12 +65,14 @@ def sample(app_port: int, worker: int) -> dict:
     }
 
 
-async def soak(app_port: int, worker: int, seconds: float, concurrency: int) -> tuple[list[dict], dict]:
+async def soak(
+    app_port: int, worker: int, seconds: float, concurrency: int
+) -> tuple[list[dict[str, float]], dict[str, int]]:
     rng = random.Random(42)
     counts: dict[str, int] = {}
     samples = [await asyncio.to_thread(sample, app_port, worker)]
     deadline = time.monotonic() + seconds
-    running: set[asyncio.Task] = set()
+    running: set[asyncio.Task[None]] = set()
     next_sample = time.monotonic() + 10
     while time.monotonic() < deadline:
         while len(running) < concurrency:
@@ -95,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
 
     env = {"CHATAPP_WRITE_TIMEOUT_S": "5", "CHATAPP_DEBUG_STATS": "1", "CHATAPP_UPSTREAM_IDLE_S": "30"}
-    with BenchUpstream() as upstream, chatapp_server(upstream, workers=1, **env) as app:
+    with BenchUpstream() as upstream, chatapp_server(upstream, 1, None, **env) as app:
         (worker,) = app.worker_pids()
         samples, counts = asyncio.run(soak(app.port, worker, args.seconds, args.concurrency))
         tracebacks = app.output().count("Traceback")

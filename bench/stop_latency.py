@@ -24,6 +24,7 @@ import random
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from bench.client import CHATAPP_END, CHATAPP_TOKEN, StreamProtocol, chat_request, open_stream
 from bench.processes import BenchUpstream, chatapp_server
@@ -37,25 +38,29 @@ CASES = {  # label: (model, streams at once, rounds)
 }
 
 
+def _body(tag: str, model: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": tag}], "model": model}
+
+
 class Run:
     def __init__(self, app_port: int, upstream: BenchUpstream) -> None:
         self.app_port = app_port
         self.upstream = upstream
         self.rng = random.Random(1)
 
-    def upstream_stats(self) -> dict:
+    def upstream_stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.upstream.port}/stats", timeout=10) as response:
-            return json.loads(response.read())
+            stats: dict[str, Any] = json.loads(response.read())
+            return stats
 
     async def open(self, model: str, count: int) -> dict[str, StreamProtocol]:
         tags = [f"{model}-{time.monotonic_ns()}-{i}" for i in range(count)]
-        body = lambda tag: {"messages": [{"role": "user", "content": tag}], "model": model}  # noqa: E731
         streams = await asyncio.gather(
             *(
                 open_stream(
                     "127.0.0.1",
                     self.app_port,
-                    chat_request("127.0.0.1", self.app_port, "/api/chat", body(t)),
+                    chat_request("127.0.0.1", self.app_port, "/api/chat", _body(t, model)),
                     CHATAPP_TOKEN,
                     CHATAPP_END,
                 )
@@ -100,7 +105,7 @@ class Run:
         return latencies
 
 
-async def bench(app_port: int, upstream: BenchUpstream, background: int) -> dict[str, dict]:
+async def bench(app_port: int, upstream: BenchUpstream, background: int) -> dict[str, dict[str, Any]]:
     run = Run(app_port, upstream)
     held = await run.open(TRICKLE, background)
     results = {}

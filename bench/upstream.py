@@ -25,6 +25,7 @@ import json  # noqa: E402
 import re  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
@@ -82,7 +83,7 @@ def watch_close(conn: socket.socket, tag: str) -> None:
     closes[tag] = time.monotonic()
 
 
-def stream(conn: socket.socket, request: dict) -> None:
+def stream(conn: socket.socket, request: dict[str, Any]) -> None:
     model = request.get("model", "")
     if model == "bench-fail":
         body = b'{"error": {"message": "scripted failure", "type": "server_error"}}'
