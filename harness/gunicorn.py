@@ -2,19 +2,24 @@
 
 On a free port of 127.0.0.1, ready when `/healthz` answers, with the developer's own chatapp,
 OpenAI and gunicorn variables taken out of its environment so that only what the caller passes
-decides what the app does.
+decides what the app does. Unless the caller names a `DATABASE_URL`, its conversations go to a
+SQLite file of its own (kept across its restarts, removed with it), never to the repository's
+instance/ folder that every server, test run and `scripts/serve` would otherwise share.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+import weakref
 from pathlib import Path
 
 from harness.processes import ServerProcess, free_port, http_ok
 
 # Variables of the developer's shell that would change what the app under test does.
-_SCRUBBED = ("OPENAI_", "CHATAPP_", "WEB_CONCURRENCY", "PORT", "GUNICORN_")
+_SCRUBBED = ("OPENAI_", "CHATAPP_", "WEB_CONCURRENCY", "PORT", "GUNICORN_", "DATABASE_URL")
 
 
 class GunicornServer(ServerProcess):
@@ -38,6 +43,10 @@ class GunicornServer(ServerProcess):
         if workers is not None:
             environ["WEB_CONCURRENCY"] = str(workers)
         environ.update(env or {})
+        if "DATABASE_URL" not in environ:
+            folder = tempfile.mkdtemp(prefix="chatapp-gunicorn-")
+            weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+            environ["DATABASE_URL"] = f"sqlite:///{folder}/chatapp.sqlite3"
         argv = [sys.executable, "-m", "gunicorn", *self.args]
         if cwd is None:
             super().__init__(argv, http_ok(f"{self.url}/healthz"), env=environ)

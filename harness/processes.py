@@ -5,12 +5,16 @@ process group) of its own on a port chosen free at run time, its output goes to 
 shown when it fails to start or exits early, readiness is a probe polled until a deadline (an
 HTTP GET that answers 200, a TCP connect, or any callable), and it is stopped by SIGTERM to the
 whole group, then SIGKILL when it does not exit in time.
+
+Tests run in parallel (pytest-xdist), so a free port is drawn where nothing else draws from: below
+the kernel's ephemeral range, in a slice of its own per worker process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,11 +35,53 @@ class StartupError(RuntimeError):
     """A server process exited, or did not answer, before its deadline; the message holds its output."""
 
 
+# Ports below this are left to the system's own services.
+_LOWEST_PORT = 10_000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (the caller binds it soon after)."""
-    with socket.socket() as s:
+    """A TCP port on 127.0.0.1 that nothing is bound to now (the caller binds it soon after).
+
+    Not one the kernel would pick itself: outgoing connections and `bind(0)` take their ports from
+    its ephemeral range, thousands a second in the abuse tests, and one could take this port in the
+    second a server needs to start and bind it. Below that range, each pytest-xdist worker draws from
+    a slice of its own, so that two workers never pick the same port, and this process never hands
+    out the same port twice (a stopped server may come back on its port)."""
+    low, high = _port_slice()
+    for _ in range(100):
+        port = random.randrange(low, high)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    with socket.socket() as s:  # a slice that full is not expected: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _port_slice() -> tuple[int, int]:
+    """This process's range of ports: [low, high)."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768  # Linux's default
+    low, high = _LOWEST_PORT, max(ephemeral_low, _LOWEST_PORT + 1000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1:
+        size = (high - low) // workers
+        low += int(worker[2:]) * size
+        high = low + size
+    return low, high
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def http_ok(url: str) -> Probe:

@@ -8,6 +8,10 @@ that must start empty) builds a `harness.gunicorn.GunicornServer` itself.
 `machines.start(count, redis=..., **env)` gives chatapp as several machines run it: that many
 gunicorn instances, each with its own workers, sharing one Redis (`CHATAPP_REDIS_URL`) and one
 new PostgreSQL database; shared like `chatapp_server`'s, and stopped when the session ends.
+
+Under pytest-xdist each worker process has a session of its own: its own fake upstream, servers,
+PostgreSQL and Redis, on ports drawn from its own slice (harness/processes.py), with data in
+folders of its own.
 """
 
 from __future__ import annotations
