@@ -1,4 +1,9 @@
-"""The benchmark still runs: a few streams on every path, every figure present, no errors."""
+"""The benchmark still runs: a few streams on every path, every figure present, no errors.
+
+Each run's deadline is only there to end a run that hangs: the longest (bench.conversations) took
+130 s on a day this machine was loaded five times over, under a deadline of 180 s that a machine
+four times slower than usual would miss. How long a run takes is not what these tests prove.
+"""
 
 import json
 import os
@@ -6,7 +11,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from harness.processes import ROOT
+
+DEADLINE_S = 600
+pytestmark = pytest.mark.timeout(DEADLINE_S + 60)
 
 
 def test_bench_smoke_run(tmp_path):
@@ -16,7 +26,7 @@ def test_bench_smoke_run(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=DEADLINE_S,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     results = json.loads(out.read_text())
@@ -34,7 +44,7 @@ def test_decode_micro_benchmark_runs():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=DEADLINE_S,
         env={**os.environ, "BENCH_ROUNDS": "200"},
     )
     assert run.returncode == 0, run.stderr
@@ -47,7 +57,7 @@ def test_conversation_benchmark_runs():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=DEADLINE_S,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     errors = re.findall(r"errors=(\d+)", run.stdout)
@@ -64,7 +74,7 @@ def test_resumable_benchmark_runs():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=DEADLINE_S,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert set(re.findall(r"errors=(\d+)", run.stdout)) == {"0"}, run.stdout
@@ -83,7 +93,7 @@ def test_abuse_soak_runs(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=DEADLINE_S,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"normal streams: started [1-9]\d*, completed \d+, lost 0\n", run.stdout), run.stdout

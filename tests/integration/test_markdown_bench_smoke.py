@@ -5,7 +5,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from harness.processes import ROOT
+from tests.integration.test_bench_smoke import DEADLINE_S
+
+pytestmark = pytest.mark.timeout(DEADLINE_S + 60)
 
 
 def test_markdown_frame_bench_smoke_run(tmp_path):
@@ -15,7 +20,7 @@ def test_markdown_frame_bench_smoke_run(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=DEADLINE_S,  # only to end a run that hangs (see test_bench_smoke)
     )
     assert run.returncode == 0, run.stdout + run.stderr
     window = r"around token +200: median \d+\.\d+ ms, p90 \d+\.\d+ ms \(100 frames\)"
