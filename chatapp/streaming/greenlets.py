@@ -6,8 +6,8 @@ waits for an upstream's headers (`interrupt`), end a read that has no timeout
 when its heartbeat is due (`wake_read`, `ReadWake`), and notice at once that a
 client closed its connection while nothing is being written to it
 (`watch_for_disconnect`), and cut a client that stopped reading (`hang_up`).
-Outside gevent (`flask run`, threads) they do nothing, and streams notice a gone
-client on their next write or heartbeat instead.
+Outside gevent (`flask run`, threads) the greenlet helpers do nothing (`hang_up` works
+on any socket), and streams notice a gone client on their next write or heartbeat instead.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -107,22 +108,31 @@ class RedisCoordinator:
                 subscribed.set()
                 backoff = 0.1
                 for message in pubsub.listen():
-                    if message["type"] != "message":
-                        continue
-                    stream_id = message["data"].decode()
-                    if message["channel"] == STOP_CHANNEL_BYTES:
-                        if on_stop(stream_id):
-                            self._acknowledge_stop(stream_id)
-                    else:
-                        self._mirror.followed(stream_id)
+                    if message["type"] == "message":
+                        self._heard(message, on_stop)
             except RedisError as exc:
                 self._failed("listen for stops", exc)
+            except Exception:  # never let one surprise end this process's hearing of stops
+                log.exception("the stop listener failed; listening again")
             finally:
                 pubsub.close()
                 client.close()
             reconnecting = True
             time.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
+
+    def _heard(self, message: dict[str, Any], on_stop: Callable[[str], bool]) -> None:
+        """One message on a channel: a stop for a stream that may run here, or a reader elsewhere
+        following an answer. A malformed one is logged and skipped; the listener goes on."""
+        try:
+            stream_id = message["data"].decode()
+            if message["channel"] == STOP_CHANNEL_BYTES:
+                if on_stop(stream_id):
+                    self._acknowledge_stop(stream_id)
+            else:
+                self._mirror.followed(stream_id)
+        except Exception:
+            log.exception("could not act on %r", message)
 
     def _restore(self) -> None:
         self._renew_now(restore=True)

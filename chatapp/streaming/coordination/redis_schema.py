@@ -58,8 +58,8 @@ return 1
 
 
 def connect(url: str, *, max_connections: int | None = None, **options: Any) -> redis.Redis:
-    # RESP2 and no CLIENT SETINFO: a new connection is ready after the TCP handshake, with no
-    # HELLO and two SETINFO round trips first.
+    # RESP2 and no CLIENT SETINFO (driver_info=None; redis-py 8 deprecates lib_name/lib_version):
+    # a new connection is ready after the TCP handshake, with no HELLO and two SETINFO round trips.
     bounded = {"max_connections": max_connections, "timeout": 5} if max_connections else {}
     pool_class = redis.BlockingConnectionPool if max_connections else redis.ConnectionPool
     pool = pool_class.from_url(
@@ -67,8 +67,7 @@ def connect(url: str, *, max_connections: int | None = None, **options: Any) -> 
         **bounded,
         socket_connect_timeout=2,
         protocol=2,
-        lib_name=None,
-        lib_version=None,
+        driver_info=None,
         **options,
     )
     return redis.Redis(connection_pool=pool)

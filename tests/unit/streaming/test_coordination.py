@@ -25,13 +25,9 @@ from chatapp.streaming.coordination import (
     redis_coordinator,
 )
 from chatapp.streaming.coordination.redis_coordinator import ENDED_KEY_S, LEASE_S, RedisCoordinator
-from chatapp.streaming.coordination.redis_log import running_key
+from chatapp.streaming.coordination.redis_schema import STOP_CHANNEL, running_key
 from harness.redis import RedisServer
 from tests.support.waiting import wait_until
-
-# redis-py 8 deprecates the `lib_name`/`lib_version` options redis_coordinator._client passes (to
-# skip CLIENT SETINFO), and warns once per connection; pyproject.toml makes every warning an error.
-pytestmark = pytest.mark.filterwarnings("ignore:.*lib_name:DeprecationWarning")
 
 
 def new_id() -> str:
@@ -61,9 +57,8 @@ def listened() -> RedisServer:
     """A redis-server for coordinators that listen for stops, stopped when this process exits.
 
     A coordinator cannot be closed: its listener reconnects for as long as the process lives, and
-    each reconnect makes a connection, which warns (above); in that thread, under pytest's
-    warnings-as-errors, the warning kills it and pytest reports it at the end of the session. So
-    the server it listens to must outlive the session, not only this module."""
+    complains in the log each time it finds the server gone. So the server it listens to must
+    outlive the session, not only this module."""
     server = RedisServer().start()
     atexit.register(server.stop)
     # Run first (last in, first out): the listeners' complaints that it went away are no news then.
@@ -148,6 +143,29 @@ def test_stop_elsewhere_reaches_the_process_that_runs_the_stream(listened: Redis
     with Redis.from_url(listened.uri, protocol=2) as peek:
         assert peek.get(running_key(stream_id)) == b"xs"  # taken: a second stop is not sent again
     assert wait_until(lambda: stream_id in asker_stops.heard)  # every process hears it; one runs it
+    runner.finished(stream_id)
+
+
+def test_the_stop_listener_outlives_a_message_it_cannot_act_on(listened: RedisServer) -> None:
+    """Regression: the listener caught only RedisError, so an `on_stop` that raised, or a message
+    that was not UTF-8, ended it for good, and this process never heard a stop again."""
+    stream_id = new_id()
+    runner, asker = coordinator(listened.uri), coordinator(listened.uri)
+    runs = Stops(runs={stream_id})
+
+    def on_stop(heard: str) -> bool:
+        if heard == "boom":
+            raise RuntimeError("a bug in on_stop")
+        return runs(heard)
+
+    runner.listen(on_stop)
+    runner.running(stream_id)
+    with Redis.from_url(listened.uri, protocol=2) as peek:
+        peek.publish(STOP_CHANNEL, b"\xff\xfe not utf-8")
+        peek.publish(STOP_CHANNEL, "boom")
+
+    assert asker.stop_elsewhere(stream_id) is True
+    assert stream_id in runs.heard
     runner.finished(stream_id)
 
 
