@@ -156,7 +156,7 @@ def test_no_view_imports_another(path):
 
 
 @pytest.mark.parametrize(
-    "source, package, forbidden",
+    ("source", "package", "forbidden"),
     [
         ("from flask import request", "chatapp.streaming", WEB),
         ("from ..state import app_state", "chatapp.streaming", SHELL),

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatapp.llm.upstream_body import finish_h11
-from tests.unit.test_transfer_decoding import EVENTS, chunked, decode_in, split_at
+from tests.unit.llm.test_transfer_decoding import EVENTS, chunked, decode_in, split_at
 
 
 def h11_client_with(head_and_start: bytes) -> h11.Connection:

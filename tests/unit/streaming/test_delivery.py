@@ -1,4 +1,4 @@
-"""chatapp/delivery.py: the kernel's count of bytes a client has acknowledged."""
+"""chatapp/streaming/delivery.py: the bytes a client has acknowledged, and the write clock built on them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chatapp.streaming.delivery import DeliveryWatch, bytes_acked
+from chatapp.streaming.delivery import DeliveryWatch, WriteClock, bytes_acked
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="TCP_INFO's bytes_acked is Linux's")
 
@@ -70,3 +70,26 @@ def test_without_a_count_the_watch_never_sees_progress():
         b.recv(1)
         assert not watch.took_bytes()
         assert not watch.took_bytes()
+
+
+def test_the_write_clock_runs_only_while_a_write_waits():
+    clock = WriteClock(None)
+    assert clock.stalled_s(100.0) == 0.0  # nothing being written
+    clock.since = 100.0
+    assert clock.stalled_s(107.5) == 7.5  # no count to show progress: stalled from the write's start
+    clock.since = None
+    assert clock.stalled_s(200.0) == 0.0
+
+
+@linux_only
+def test_the_write_clock_restarts_when_the_client_takes_bytes(tcp_pair):
+    """A slow reader that acknowledges bytes is never stalled for longer than between two acks."""
+    server, client = tcp_pair
+    clock = WriteClock(server)
+    clock.since = 10.0
+    assert clock.stalled_s(15.0) == 5.0  # the first look only marks the count
+    server.sendall(b"x" * 100)
+    client.recv(100)
+    acked_at_least(server, 100)
+    assert clock.stalled_s(20.0) == 0.0  # bytes taken since: the clock starts again now
+    assert clock.stalled_s(23.0) == 3.0
