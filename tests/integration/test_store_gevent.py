@@ -17,15 +17,11 @@ benchmark's figure, not a pass mark.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from harness.postgres import PostgresServer
-from harness.processes import ROOT
+from tests.support.probes import run_probe
 
 # How long another process holds SQLite's write lock, and a PostgreSQL query sleeps: the stall a
 # greenlet waiting in the hub would cause.
@@ -36,18 +32,7 @@ MAX_GAP_MS = WAIT_S * 1000 / 3
 
 def probe(scenario: str, url: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """The probe's report, with what it wrote to stderr as "stderr"."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.support.store_gevent_probe", scenario, url, *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return {**report, "stderr": result.stderr}
+    return run_probe(["-m", "tests.support.store_gevent_probe", scenario, url, *args], env=env, timeout_s=60)
 
 
 def sqlite_url(folder: Path) -> str:

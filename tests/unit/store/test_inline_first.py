@@ -8,11 +8,8 @@ greenlets, one that yields mid-unit) is played by a probe in a subprocess."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -28,7 +25,7 @@ from chatapp.store import inline_first
 from chatapp.store.engine import create_store_engine
 from chatapp.store.inline_first import InlineFirst
 from chatapp.store.offload import Lane
-from harness.processes import ROOT
+from tests.support.probes import run_probe
 
 LANE = "waiting"
 
@@ -296,16 +293,7 @@ print(json.dumps({
 def test_under_gevent_units_of_every_greenlet_run_in_the_hub_thread_but_never_share_a_unit(
     tmp_path: Path,
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", GEVENT_PROBE, f"sqlite:///{tmp_path / 'db.sqlite3'}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_probe(["-c", GEVENT_PROBE, f"sqlite:///{tmp_path / 'db.sqlite3'}"])
 
     assert report["greenlets_in_the_hub_thread"] == [True] * 5
     assert report["greenlets_connections"] == 1

@@ -9,33 +9,21 @@ gevent must not patch the pytest process: what happens under gevent is played by
 from __future__ import annotations
 
 import errno
-import json
 import socket
-import subprocess
-import sys
 import threading
 from typing import Any
 
 import pytest
 
-from chatapp.streaming.greenlets import current_greenlet, gevent_patched, hang_up, watch_for_disconnect
-from harness.processes import ROOT
+from chatapp.gevent_mode import gevent_patched
+from chatapp.streaming.greenlets import current_greenlet, hang_up, watch_for_disconnect
+from tests.support.probes import run_probe
 
 
 @pytest.fixture(scope="module")
 def under_gevent() -> dict[str, Any]:
     """The probe's report, per scenario, with what it wrote to stderr as "stderr"."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.unit.streaming.greenlets_probe"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return {**report, "stderr": result.stderr}
+    return run_probe(["-m", "tests.unit.streaming.greenlets_probe"])
 
 
 def scenario(report: dict[str, Any], name: str) -> dict[str, Any]:
