@@ -57,7 +57,11 @@ def site_for_test(
     for line, replacements in swaps:
         # The whole line, once, outside comments: the directive nginx really reads.
         pattern = re.compile(rf"^([ \t]*){re.escape(line)}[ \t]*\n", re.MULTILINE)
-        site, found = pattern.subn(lambda m, r=replacements: "".join(f"{m.group(1)}{x}\n" for x in r), site)
+
+        def indented(m: re.Match[str], r: list[str] = replacements) -> str:
+            return "".join(f"{m.group(1)}{x}\n" for x in r)
+
+        site, found = pattern.subn(indented, site)
         if found != 1:
             raise ShippedSiteChanged(f"the site should have the line {line!r} once; found it {found} times")
     return site

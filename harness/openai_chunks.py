@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 DONE = b"data: [DONE]\n\n"
 
 
-def frame(payload: dict) -> bytes:
+def frame(payload: dict[str, Any]) -> bytes:
     """One `data:` event; JSON holds no raw newline, so one line is always enough."""
     return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
 
@@ -51,7 +52,7 @@ class CompletionChunks:
         }
         return frame({**self._chunk({}), "choices": [], "usage": usage})
 
-    def _chunk(self, delta: dict, finish_reason: str | None = None) -> dict:
+    def _chunk(self, delta: dict[str, str], finish_reason: str | None = None) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "chat.completion.chunk",
