@@ -16,7 +16,8 @@ from tests.support.waiting import wait_until
 def new_conversation(base_url: str, model: str) -> str:
     status, body = call("POST", f"{base_url}/api/conversations", {"model": model})
     assert status == 201, body
-    return body["id"]
+    conversation_id: str = body["id"]
+    return conversation_id
 
 
 def send(
@@ -38,7 +39,8 @@ def tokens_at_least(n: int) -> Callable[[StreamResult], bool]:
 
 
 def stream_id_of(result: StreamResult) -> str:
-    return result.named("start")[0].json()["stream_id"]
+    stream_id: str = result.named("start")[0].json()["stream_id"]
+    return stream_id
 
 
 def stop(base_url: str, stream_id: str) -> tuple[int, Any]:
@@ -46,19 +48,21 @@ def stop(base_url: str, stream_id: str) -> tuple[int, Any]:
     return call("POST", f"{base_url}/api/chat/{stream_id}/stop", {})
 
 
-def stored_answer(base_url: str, conversation_id: str) -> dict:
+def stored_answer(base_url: str, conversation_id: str) -> dict[str, Any]:
     status, body = call("GET", f"{base_url}/api/conversations/{conversation_id}")
     assert status == 200, body
-    return body["messages"][-1]
+    answer: dict[str, Any] = body["messages"][-1]
+    return answer
 
 
-def final_answer(base_url: str, conversation_id: str, timeout: float = 10.0) -> dict:
+def final_answer(base_url: str, conversation_id: str, timeout: float = 10.0) -> dict[str, Any]:
     """The stored answer once it is no longer `streaming`."""
-    answer: dict = {}
+    answer: dict[str, Any] = {}
 
     def ended() -> bool:
         answer.update(stored_answer(base_url, conversation_id))
-        return answer["status"] != "streaming"
+        status: str = answer["status"]
+        return status != "streaming"
 
     assert wait_until(ended, timeout), f"still streaming after {timeout} s: {answer}"
     return answer

@@ -28,6 +28,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from harness.openai_chunks import DONE, CompletionChunks
 
@@ -105,7 +106,7 @@ class Behaviour:
 @dataclass
 class RequestRecord:
     model: str
-    body: dict
+    body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)  # names in lower case
     peer: tuple[str, int] | None = None  # the client's address: the same one means a reused connection
     opened_at: float = field(default_factory=time.monotonic)
@@ -130,7 +131,9 @@ class _QuietServer(ThreadingHTTPServer):
     # socketserver's default backlog of 5 drops connections when hundreds arrive at once.
     request_queue_size = 4096
 
-    def handle_error(self, request: object, client_address: object) -> None:
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
         # Clients hanging up is what half of the tests do on purpose; other errors are bugs.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
@@ -187,7 +190,7 @@ class FakeUpstream:
             return self._behaviours.get(model) or Behaviour()
 
     def record(
-        self, model: str, body: dict, headers: dict[str, str], peer: tuple[str, int] | None = None
+        self, model: str, body: dict[str, Any], headers: dict[str, str], peer: tuple[str, int] | None = None
     ) -> RequestRecord:
         record = RequestRecord(model=model, body=body, headers=headers, peer=peer)
         with self._lock:
@@ -255,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering ------------------------------------------------------------------
 
-    def _answer(self, b: Behaviour, body: dict, record: RequestRecord) -> None:
+    def _answer(self, b: Behaviour, body: dict[str, Any], record: RequestRecord) -> None:
         if b.reject_stream_options and "stream_options" in body:
             self._send_json(400, _error_body("Unrecognized request argument supplied: stream_options", None))
             record.end("status")
@@ -387,7 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ClientGone
             time.sleep(min(left, 0.01))  # data waiting (a pipelined request): not a close
 
-    def _send_json(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+    def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -398,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def _error_body(message: str, code: str | None) -> dict:
+def _error_body(message: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
 
 

@@ -106,18 +106,19 @@ class StreamResult:
         return "".join(e.json()["text"] for e in self.named("token"))
 
     @property
-    def done(self) -> dict | None:
+    def done(self) -> dict[str, Any] | None:
         found = self.named("done")
         return found[-1].json() if found else None
 
-    def error_json(self) -> dict:
-        return json.loads(self.body)
+    def error_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(self.body)
+        return body
 
 
-def ask(model: str | None = None, content: str = "hi", **options: object) -> dict:
+def ask(model: str | None = None, content: str = "hi", **options: object) -> dict[str, Any]:
     """The body of `POST /api/chat` for one user message: to `model` (the server's default when
     None), with `options` such as `max_tokens` as they are."""
-    body: dict = {"messages": [{"role": "user", "content": content}], **options}
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": content}], **options}
     if model is not None:
         body["model"] = model
     return body
@@ -125,7 +126,7 @@ def ask(model: str | None = None, content: str = "hi", **options: object) -> dic
 
 def post_chat(
     base_url: str,
-    body: dict | bytes,
+    body: dict[str, Any] | bytes,
     *,
     timeout: float = 30.0,
     headers: dict[str, str] | None = None,

@@ -63,6 +63,8 @@ def load_gunicorn_conf():
     spec = importlib.util.spec_from_file_location(
         "gunicorn_conf", Path(__file__).parents[2] / "gunicorn.conf.py"
     )
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -71,7 +73,7 @@ def load_gunicorn_conf():
 class FakeServer:
     def __init__(self, bind):
         self.cfg = type("Cfg", (), {"bind": bind})()
-        self.warnings = []
+        self.warnings: list[str] = []
         self.log = type("Log", (), {"warning": lambda _, *args: self.warnings.append(args[0] % args[1:])})()
 
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from chatapp.config import DEMO_MODEL, ConfigError, Settings
+from chatapp.config import ConfigError, Settings
+from chatapp.llm.demo_backend import DEMO_MODEL
 
 
 def test_no_environment_means_the_offline_demo_model():

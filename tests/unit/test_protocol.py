@@ -38,7 +38,10 @@ def test_every_stop_reason_of_a_model_is_a_finish_reason():
 
 
 def test_internal_error_is_the_same_code_in_a_body_and_in_a_stream():
-    assert StreamErrorCode.INTERNAL_ERROR == ErrorCode.INTERNAL_ERROR == "internal_error"
+    # As str, which both are: mypy's strict equality takes members of two StrEnums for unequal.
+    in_a_stream: str = StreamErrorCode.INTERNAL_ERROR
+    in_a_body: str = ErrorCode.INTERNAL_ERROR
+    assert in_a_stream == in_a_body == "internal_error"
 
 
 def test_the_error_event_codes_are_those_docs_api_md_lists():

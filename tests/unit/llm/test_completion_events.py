@@ -1,10 +1,11 @@
 """Decoding an OpenAI chat-completion stream body: every kind of chunk real servers send."""
 
 import json
+from typing import cast
 
 import pytest
 
-from chatapp.llm.base import FailureKind, Finish, ReasoningDelta, TextDelta, UpstreamError, Usage
+from chatapp.llm.base import FailureKind, Finish, ReasoningDelta, StopReason, TextDelta, UpstreamError, Usage
 from chatapp.llm.completion_events import CompletionEventDecoder
 
 
@@ -42,11 +43,11 @@ def test_an_openai_stream_with_usage():
         "data: [DONE]",
         "",
     )
-    assert events == [TextDelta("Hel"), TextDelta("lo"), Usage(3, 2, 5), Finish("stop")]
+    assert events == [TextDelta("Hel"), TextDelta("lo"), Usage(3, 2, 5), Finish(StopReason.STOP)]
 
 
 def test_length_finish():
-    assert decode(chunk({"content": "a"}, "length"), "", "data: [DONE]", "")[-1] == Finish("length")
+    assert decode(chunk({"content": "a"}, "length"), "", "data: [DONE]", "")[-1] == Finish(StopReason.LENGTH)
 
 
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
@@ -57,16 +58,19 @@ def test_reasoning_deltas_are_their_own_events(field):
 
 def test_comments_and_other_fields_are_ignored():
     events = decode(": ping", "event: message", "id: 1", chunk({"content": "x"}, "stop"), "")
-    assert events == [TextDelta("x"), Finish("stop")]
+    assert events == [TextDelta("x"), Finish(StopReason.STOP)]
 
 
 def test_data_split_over_several_lines_is_joined():
     events = decode('data: {"choices": [{"delta": {"content": "a"},', 'data: "finish_reason": "stop"}]}', "")
-    assert events == [TextDelta("a"), Finish("stop")]
+    assert events == [TextDelta("a"), Finish(StopReason.STOP)]
 
 
 def test_done_without_finish_reason_is_a_normal_stop():
-    assert decode(chunk({"content": "a"}), "", "data: [DONE]", "") == [TextDelta("a"), Finish("stop")]
+    assert decode(chunk({"content": "a"}), "", "data: [DONE]", "") == [
+        TextDelta("a"),
+        Finish(StopReason.STOP),
+    ]
 
 
 def test_running_usage_on_every_chunk_reports_the_last():
@@ -76,7 +80,7 @@ def test_running_usage_on_every_chunk_reports_the_last():
         chunk({}, "stop", usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}),
         "",
     )
-    assert events[-2:] == [Usage(1, 2, 3), Finish("stop")]
+    assert events[-2:] == [Usage(1, 2, 3), Finish(StopReason.STOP)]
 
 
 def test_ending_without_finish_or_done_is_incomplete():
@@ -94,7 +98,7 @@ def test_an_event_cut_off_by_the_end_of_the_body_is_not_decoded():
 BODY = (
     chunk({"content": "é中🚀"}) + "\n\n" + chunk({"content": "b"}, "stop") + "\n\ndata: [DONE]\n\n"
 ).encode()
-EXPECTED = [TextDelta("é中🚀"), TextDelta("b"), Finish("stop")]
+EXPECTED = [TextDelta("é中🚀"), TextDelta("b"), Finish(StopReason.STOP)]
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
@@ -112,7 +116,7 @@ def test_one_byte_at_a_time():
 def test_a_crlf_split_between_reads_is_one_line_end():
     """After httpx's LineDecoder tests: a CR ending one read and an LF starting the next."""
     pieces = [b"", chunk({"content": "a"}).encode() + b"\r", b"\n\r\ndata: [DONE]\r", b"\n\r\n"]
-    assert decode_pieces(pieces) == [TextDelta("a"), Finish("stop")]
+    assert decode_pieces(pieces) == [TextDelta("a"), Finish(StopReason.STOP)]
 
 
 @pytest.mark.parametrize(
@@ -151,7 +155,8 @@ def test_the_served_model_is_the_one_the_chunks_name():
     decoder = CompletionEventDecoder()
     assert decoder.served_model is None
     decoder.feed(f"{chunk({'content': 'a'}, model='llama-3.2-3b')}\n\n".encode())
-    assert decoder.served_model == "llama-3.2-3b"
+    # mypy keeps served_model narrowed to None across feed(), which sets it (python/mypy#13240).
+    assert cast(str | None, decoder.served_model) == "llama-3.2-3b"
     decoder.feed(f"{chunk({}, 'stop', model='')}\n\n".encode())
     assert decoder.served_model == "llama-3.2-3b"
 

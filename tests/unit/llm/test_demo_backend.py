@@ -4,7 +4,7 @@ import re
 import threading
 import time
 
-from chatapp.llm.base import ChatRequest, Finish, Message, TextDelta, Usage
+from chatapp.llm.base import BackendEvent, ChatRequest, Finish, Message, StopReason, TextDelta, Usage
 from chatapp.llm.demo_backend import DEMO_MODEL, DemoBackend, compose_answer
 
 
@@ -20,7 +20,7 @@ def run(request, tokens_per_s=10_000.0, first_token_s=0.0):
 def read_all(stream, timeout=1.0):
     """Every event until Finish, as the relay reads them; [] reads past the deadline end it."""
     stream.open()
-    events = []
+    events: list[BackendEvent] = []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not (events and isinstance(events[-1], Finish)):
         events += stream.read(timeout)
@@ -57,14 +57,14 @@ def test_long_enough_to_press_stop():
 def test_finishes_with_usage_then_stop():
     events = run(ask("hi"))
     assert isinstance(events[-2], Usage)
-    assert events[-1] == Finish("stop")
+    assert events[-1] == Finish(StopReason.STOP)
     assert events[-2].completion_tokens == sum(isinstance(e, TextDelta) for e in events)
 
 
 def test_max_tokens_cuts_the_answer_with_finish_length():
     events = run(ask("hi", max_tokens=5))
     assert sum(isinstance(e, TextDelta) for e in events) == 5
-    assert events[-1] == Finish("length")
+    assert events[-1] == Finish(StopReason.LENGTH)
 
 
 def test_paced_like_a_model():

@@ -3,21 +3,37 @@ send a message (`Store.ask`), and let its answer stream to the end (`Store.finis
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from sqlalchemy import func, select
 
 from chatapp.store import Outcome, Status, Store, Turn
 from chatapp.store.models import MessageRow
+from chatapp.store.store import Unset
 
 DEFAULT_MODEL = "default"
 
 
-def ask(store: Store, conversation_id: str, content: str, **options: object) -> Turn:
+class AskOptions(TypedDict, total=False):
+    """The keyword arguments of `Store.ask`, each with a default here."""
+
+    parent_id: str | Unset | None
+    model: str | None
+    default_model: str
+    stream_id: str
+    max_chars: int | None
+
+
+def ask(store: Store, conversation_id: str, content: str, **options: Unpack[AskOptions]) -> Turn:
     """Send `content` as the app does: after the branch on display unless `parent_id` says otherwise."""
-    defaults: dict[str, object] = {"model": None, "default_model": DEFAULT_MODEL, "stream_id": "s"}
-    return store.ask(conversation_id, content, **{**defaults, **options})
+    defaults: AskOptions = {"model": None, "default_model": DEFAULT_MODEL, "stream_id": "s"}
+    chosen: AskOptions = {**defaults, **options}
+    return store.ask(conversation_id, content, **chosen)
 
 
-def answered(store: Store, conversation_id: str, content: str, text: str = "ok", **options: object) -> Turn:
+def answered(
+    store: Store, conversation_id: str, content: str, text: str = "ok", **options: Unpack[AskOptions]
+) -> Turn:
     """`ask`, then its answer ends `complete` with `text`."""
     turn = ask(store, conversation_id, content, **options)
     assert store.finish_answer(turn.answer.id, text, None, Outcome(Status.COMPLETE, finish_reason="stop"))

@@ -256,7 +256,7 @@ def test_ask_again_refuses_an_answer_whose_parent_is_not_a_question(store: Store
     turn = answered(store, conversation.id, "hi", "hello")
     stray = "f" * 32
     now = utcnow()
-    row = {"id": stray, "conversation_id": conversation.id, "parent_id": turn.answer.id}
+    row: dict[str, object] = {"id": stray, "conversation_id": conversation.id, "parent_id": turn.answer.id}
     row |= {"role": Role.ASSISTANT.value, "content": "?", "status": Status.COMPLETE.value}
     row |= {"created_at": now, "updated_at": now}
     store.run(lambda c: c.execute(MESSAGES.insert(), row), write=True)

@@ -5,8 +5,17 @@ import time
 
 import pytest
 
-from chatapp.llm.base import FailureKind, Finish, ReasoningDelta, TextDelta, UpstreamError, Usage
-from chatapp.streaming.registry import StreamRegistry
+from chatapp.llm.base import (
+    BackendEvent,
+    FailureKind,
+    Finish,
+    ReasoningDelta,
+    StopReason,
+    TextDelta,
+    UpstreamError,
+    Usage,
+)
+from chatapp.streaming.registry import Cause, StreamRegistry
 from chatapp.streaming.relay import Relay, RelayLimits
 from tests.support.sse_client import SseDecoder
 from tests.support.waiting import wait_until
@@ -23,7 +32,7 @@ class ScriptedStream:
         self.script = list(script)
         self.closed = threading.Event()
         self.reads = 0
-        self._pause_until = None
+        self._pause_until: float | None = None
 
     def open(self):
         pass
@@ -33,14 +42,18 @@ class ScriptedStream:
         if not self.script or isinstance(self.script[0], float):
             if self.script and self._pause_until is None:
                 self._pause_until = time.monotonic() + self.script[0]
-            left = self._pause_until - time.monotonic() if self.script else timeout
+            left = timeout
+            if self.script:
+                assert self._pause_until is not None  # set just above
+                left = self._pause_until - time.monotonic()
             if self.closed.wait(min(left, timeout)) or not self.script:
                 return []
+            assert self._pause_until is not None  # the script goes on with this pause
             if time.monotonic() < self._pause_until:
                 return []
             self.script.pop(0)
             self._pause_until = None
-        events = []
+        events: list[BackendEvent] = []
         while self.script and not isinstance(self.script[0], float):
             step = self.script.pop(0)
             if isinstance(step, BaseException):
@@ -69,7 +82,7 @@ def relay_all_with(stream, limits):
 
 def test_events_in_contract_order_with_sequential_ids():
     stream = ScriptedStream(
-        ReasoningDelta("hmm"), TextDelta("Hi"), TextDelta(" there"), Usage(1, 2, 3), Finish("stop")
+        ReasoningDelta("hmm"), TextDelta("Hi"), TextDelta(" there"), Usage(1, 2, 3), Finish(StopReason.STOP)
     )
     relay, _chunks, events, _ = relay_all(stream)
     assert [e.event for e in events] == ["start", "reasoning", "token", "token", "usage", "done"]
@@ -80,7 +93,7 @@ def test_events_in_contract_order_with_sequential_ids():
 
 
 def test_first_bytes_are_a_keep_alive_comment_and_the_start_event():
-    _, chunks, _, _ = relay_all(ScriptedStream(Finish("stop")))
+    _, chunks, _, _ = relay_all(ScriptedStream(Finish(StopReason.STOP)))
     assert chunks[0].startswith(b": keep-alive\n\n")
     assert b"event: start" in chunks[0]
 
@@ -93,7 +106,7 @@ def test_stream_ids_are_unguessable():
 
 def test_heartbeats_flow_while_the_model_is_silent():
     _, _, events, comments = relay_all(
-        ScriptedStream(0.35, TextDelta("late"), Finish("stop")), heartbeat_s=0.05
+        ScriptedStream(0.35, TextDelta("late"), Finish(StopReason.STOP)), heartbeat_s=0.05
     )
     assert comments.count("keep-alive") >= 4
     assert [e.event for e in events] == ["start", "token", "done"]
@@ -116,13 +129,13 @@ def test_an_unexpected_exception_becomes_internal_error(caplog):
 
 def test_events_already_queued_are_written_together():
     script = [TextDelta(str(i)) for i in range(50)]
-    _, chunks, events, _ = relay_all(ScriptedStream(0.05, *script, Finish("stop")))
+    _, chunks, events, _ = relay_all(ScriptedStream(0.05, *script, Finish(StopReason.STOP)))
     assert len([e for e in events if e.event == "token"]) == 50
     assert len(chunks) < 10
 
 
 def test_closing_the_response_closes_the_model_stream():
-    stream = ScriptedStream(TextDelta("a"), 30.0, Finish("stop"))
+    stream = ScriptedStream(TextDelta("a"), 30.0, Finish(StopReason.STOP))
     frames = Relay(stream, RelayLimits()).frames()
     next(frames)  # start
     next(frames)  # the token
@@ -137,12 +150,12 @@ def test_finish_reason_is_passed_on(reason):
 
 
 def test_cancel_ends_a_connected_stream_with_done_cancelled():
-    stream = ScriptedStream(TextDelta("a"), 30.0, Finish("stop"))
+    stream = ScriptedStream(TextDelta("a"), 30.0, Finish(StopReason.STOP))
     relay = Relay(stream, RelayLimits())
     frames = relay.frames()
     decoder = SseDecoder()
     events = [*decoder.feed(next(frames)), *decoder.feed(next(frames))]
-    relay.cancel("stopped")
+    relay.cancel(Cause.STOPPED)
     events += [e for chunk in frames for e in decoder.feed(chunk)]
     assert [e.event for e in events] == ["start", "token", "done"]
     assert events[-1].json() == {"finish_reason": "cancelled"}
@@ -150,7 +163,7 @@ def test_cancel_ends_a_connected_stream_with_done_cancelled():
 
 
 def test_a_stream_over_its_time_limit_ends_with_upstream_timeout():
-    stream = ScriptedStream(TextDelta("a"), 30.0, Finish("stop"))
+    stream = ScriptedStream(TextDelta("a"), 30.0, Finish(StopReason.STOP))
     start = time.monotonic()
     _, _, events, _ = relay_all_with(stream, RelayLimits(heartbeat_s=0.05, max_stream_s=0.3))
     assert time.monotonic() - start < 2
@@ -162,7 +175,7 @@ def test_a_stream_over_its_time_limit_ends_with_upstream_timeout():
 
 def test_the_registry_cancels_by_id_and_forgets_finished_streams():
     registry = StreamRegistry(write_timeout_s=30)
-    stream = ScriptedStream(TextDelta("a"), 30.0, Finish("stop"))
+    stream = ScriptedStream(TextDelta("a"), 30.0, Finish(StopReason.STOP))
     relay = Relay(stream, RelayLimits(), registry=registry)
     frames = relay.frames()
     next(frames)
@@ -199,7 +212,9 @@ def test_heartbeats_flow_while_the_model_has_not_answered():
         def open(self):
             time.sleep(0.3)
 
-    _, _, events, comments = relay_all(SlowToAnswer(TextDelta("hi"), Finish("stop")), heartbeat_s=0.05)
+    _, _, events, comments = relay_all(
+        SlowToAnswer(TextDelta("hi"), Finish(StopReason.STOP)), heartbeat_s=0.05
+    )
     assert comments.count("keep-alive") >= 4
     assert [e.event for e in events] == ["start", "token", "done"]
 

@@ -13,7 +13,7 @@ from typing import cast
 
 import pytest
 
-from chatapp.llm.base import BackendEvent, Finish, TextDelta
+from chatapp.llm.base import BackendEvent, Finish, StopReason, TextDelta
 from chatapp.streaming import resumable
 from chatapp.streaming.answer_log import KEEP_ALIVE, AnswerLog
 from chatapp.streaming.coordination import LocalCoordinator
@@ -193,7 +193,7 @@ def test_the_first_reader_gets_the_relays_frames_and_the_log_keeps_each_of_them(
     start: StartAnswer, jobs: AnswerJobs
 ) -> None:
     answer = start()
-    answer.model.send(TextDelta("Hel"), TextDelta("lo"), Finish("stop"))
+    answer.model.send(TextDelta("Hel"), TextDelta("lo"), Finish(StopReason.STOP))
 
     frames = list(answer.first_reader())
 
@@ -215,7 +215,7 @@ def test_when_the_first_reader_leaves_the_answer_goes_on_to_done_in_its_own_thre
     next(body)
 
     body.close()  # what the server does when the client is gone
-    answer.model.send(TextDelta("lo"), Finish("stop"))
+    answer.model.send(TextDelta("lo"), Finish(StopReason.STOP))
 
     assert wait_until(lambda: answer.log.ended), "the answer stopped with its first reader"
     events = answer.logged_events()
@@ -230,7 +230,7 @@ def test_a_response_closed_before_its_body_ran_runs_the_answer_alone(start: Star
     answer = start()
 
     answer.job.response_closed()
-    answer.model.send(TextDelta("alone"), Finish("stop"))
+    answer.model.send(TextDelta("alone"), Finish(StopReason.STOP))
 
     assert wait_until(lambda: answer.log.ended)
     assert names(answer.logged_events()) == ["start", "token", "done"]
@@ -248,7 +248,7 @@ def test_the_admission_is_released_once_at_the_end_not_when_the_first_reader_lea
     body.close()
 
     assert answer.release.calls == 0
-    answer.model.send(Finish("stop"))
+    answer.model.send(Finish(StopReason.STOP))
     assert wait_until(lambda: answer.release.calls > 0)
     answer.job.detach()
     answer.job.response_closed()
@@ -261,7 +261,7 @@ def test_the_registry_holds_the_answer_while_it_runs(start: StartAnswer, registr
 
     next(body)
     assert registry.is_running(answer.stream_id)
-    answer.model.send(Finish("stop"))
+    answer.model.send(Finish(StopReason.STOP))
     list(body)
 
     assert not registry.is_running(answer.stream_id)
@@ -281,7 +281,7 @@ def test_the_sweeper_cuts_a_first_client_that_stopped_reading_but_not_its_answer
         peer.settimeout(5)
         assert peer.recv(1) == b"", "the first client was not hung up"
         body.close()  # its write failed: the server closes the body
-        answer.model.send(TextDelta("still here"), Finish("stop"))
+        answer.model.send(TextDelta("still here"), Finish(StopReason.STOP))
 
         assert wait_until(lambda: answer.log.ended)
     assert finish_of(answer.logged_events()) == "stop"
@@ -293,7 +293,7 @@ def test_hang_up_without_a_first_client_leaves_the_answer_running(start: StartAn
     next(body)
 
     answer.job.hang_up()
-    answer.model.send(Finish("stop"))
+    answer.model.send(Finish(StopReason.STOP))
 
     assert finish_of(events_of(b"".join(body))) == "stop"
 
@@ -318,7 +318,7 @@ def test_an_ended_answers_log_is_kept_for_the_retention_then_dropped(
     start: StartAnswer, jobs: AnswerJobs
 ) -> None:
     answer = start()
-    answer.model.send(Finish("stop"))
+    answer.model.send(Finish(StopReason.STOP))
     list(answer.first_reader())
     assert answer.log.ended_at is not None
 
@@ -334,7 +334,7 @@ def test_only_ended_logs_are_dropped(start: StartAnswer, jobs: AnswerJobs) -> No
     running = start()
     running.job.response_closed()
     ended = start()
-    ended.model.send(Finish("stop"))
+    ended.model.send(Finish(StopReason.STOP))
     list(ended.first_reader())
     assert ended.log.ended_at is not None
 
@@ -369,7 +369,7 @@ def test_an_answer_being_read_is_not_cancelled_as_unread(
     next(body)  # its first client reads it, and takes its time
 
     assert not wait_until(lambda: answer.log.ended, timeout=0.5)
-    answer.model.send(Finish("stop"))
+    answer.model.send(Finish(StopReason.STOP))
     assert finish_of(events_of(b"".join(body))) == "stop"
 
 
@@ -399,7 +399,7 @@ def test_a_follow_reader_gets_the_log_to_its_end_then_leaves_it(
 
     assert names(events_of(next(body))) == ["start"]
     assert answer.log.readers == 1
-    answer.model.send(TextDelta("a"), Finish("stop"))
+    answer.model.send(TextDelta("a"), Finish(StopReason.STOP))
     rest = b"".join(body)
 
     assert names(events_of(rest)) == ["token", "done"]
