@@ -13,6 +13,7 @@ import resource
 import socket
 import time
 from collections.abc import Iterator
+from typing import TypedDict
 
 import pytest
 
@@ -45,7 +46,13 @@ def enough_file_descriptors() -> Iterator[None]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-SHORT_TIMEOUTS = {
+class ShortTimeouts(TypedDict):
+    CHATAPP_HEADER_TIMEOUT_S: str
+    CHATAPP_BODY_IDLE_S: str
+    CHATAPP_BODY_TIMEOUT_S: str
+
+
+SHORT_TIMEOUTS: ShortTimeouts = {
     "CHATAPP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
     "CHATAPP_BODY_IDLE_S": str(BODY_IDLE_S),
     "CHATAPP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),

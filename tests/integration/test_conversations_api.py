@@ -7,6 +7,7 @@ import itertools
 import os
 import signal
 import uuid
+from typing import Any
 
 import pytest
 
@@ -418,7 +419,7 @@ def test_the_stop_endpoint_ends_a_conversation_stream_and_keeps_what_was_said(se
     model = upstream.model(Behaviour(tokens=SLOW, token_interval_s=0.02))
     conversation = new_conversation(served, model=model)
     path = f"/api/conversations/{conversation['id']}/messages"
-    stopped = []
+    stopped: list[tuple[int, Any]] = []
 
     def stop_after_five_tokens(result):
         if len(result.named("token")) >= 5 and not stopped:

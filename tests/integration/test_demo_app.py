@@ -20,6 +20,7 @@ def test_the_demo_model_streams_at_once(demo_app):
     assert result.events[0].event == "start"
     assert result.events[0].json()["model"] == "chatapp-demo"
     first_token = result.named("token")[0]
+    assert result.first_byte_at is not None
     assert result.first_byte_at < first_token.at
     assert first_token.at - result.opened_at < (result.closed_at - result.opened_at) / 4
     assert result.done == {"finish_reason": "stop"}

@@ -69,6 +69,7 @@ def sigterm_while_answering(app: GunicornServer, upstream: FakeUpstream) -> None
     streaming.start()
     assert wait_until(lambda: upstream.requests_for(model) and upstream.requests_for(model)[0].sent_bytes > 0)
 
+    assert app.process is not None
     os.kill(app.process.pid, signal.SIGTERM)
     signalled = time.monotonic()
     assert all(closed_by_server(sock, 2) for sock in idle), "an idle keep-alive connection was kept open"
@@ -90,6 +91,7 @@ def sigterm_while_answering(app: GunicornServer, upstream: FakeUpstream) -> None
 def test_sigterm_with_only_idle_clients_exits_at_once(upstream: FakeUpstream):
     with GunicornServer(upstream_env(upstream)) as app:
         idle = idle_keep_alive_clients(app)
+        assert app.process is not None
         os.kill(app.process.pid, signal.SIGTERM)
         signalled = time.monotonic()
         app.process.wait(timeout=15)
@@ -103,6 +105,7 @@ def test_sighup_reloads_without_waiting_on_or_logging_idle_clients(upstream: Fak
     with GunicornServer(upstream_env(upstream)) as app:
         old_workers = set(app.worker_pids())
         idle = idle_keep_alive_clients(app)
+        assert app.process is not None
         os.kill(app.process.pid, signal.SIGHUP)
         assert all(closed_by_server(sock, 3) for sock in idle)
         assert wait_until(lambda: not old_workers & set(app.worker_pids()), 5), "the old worker lingered"

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+from typing import Any
 
 import pytest
 
@@ -128,7 +129,8 @@ def test_length_finish_is_relayed(gunicorn_app, upstream):
 @pytest.mark.parametrize("split", ["split_events", "split_utf8"])
 def test_text_survives_events_and_characters_split_across_writes(served, split):
     app, upstream = served
-    behaviour = Behaviour(**{split: True})
+    options: dict[str, Any] = {split: True}
+    behaviour = Behaviour(**options)
     result = post_chat(app.url, ask(upstream.model(behaviour)))
     assert result.text == behaviour.text
     assert result.done == {"finish_reason": "stop"}

@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Iterator, Sequence
+from typing import TypedDict
 
 import httpx2
 import pytest
@@ -39,7 +40,7 @@ from tests.support.answers import (
 )
 from tests.support.fake_upstream import DEFAULT_TOKENS, Behaviour
 from tests.support.h2_client import H2Client
-from tests.support.sse_client import SseDecoder, StreamResult, ask, follow_stream, post_chat
+from tests.support.sse_client import SseDecoder, SseEvent, StreamResult, ask, follow_stream, post_chat
 from tests.support.waiting import wait_until
 
 # About 1.2 s of answer with every kind of text the fake upstream has (CR/LF, emoji, CJK).
@@ -48,7 +49,14 @@ VARIED = Behaviour(tokens=DEFAULT_TOKENS * 6, token_interval_s=0.01)
 THREE_S = Behaviour(tokens=tuple(f" w{i}" for i in range(150)), token_interval_s=0.02)
 # Twenty seconds: it ends only when something ends it.
 ENDLESS = Behaviour(tokens=LONG, token_interval_s=0.01)
-SHORT_LIVED = {"CHATAPP_STREAM_RETENTION_S": "1", "CHATAPP_DETACHED_MAX_S": "1"}
+
+
+class ShortLived(TypedDict):
+    CHATAPP_STREAM_RETENTION_S: str
+    CHATAPP_DETACHED_MAX_S: str
+
+
+SHORT_LIVED: ShortLived = {"CHATAPP_STREAM_RETENTION_S": "1", "CHATAPP_DETACHED_MAX_S": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -388,7 +396,7 @@ def test_through_nginx_a_stop_reaches_the_instance_running_the_answer_within_a_s
     for _ in range(4):
         model = upstream.model(ENDLESS)
         decoder = SseDecoder()
-        events = []
+        events: list[SseEvent] = []
         with client.stream("POST", messages_path(client, model), json={"content": "go"}) as response:
             chunks = response.iter_raw()
             for chunk in chunks:

@@ -74,6 +74,7 @@ def stopped_elsewhere(
     assert record.ended.wait(2), "the upstream request is still open"
     assert record.outcome == "client_closed"
     assert result.done == {"finish_reason": "cancelled"}
+    assert record.ended_at is not None
     return record.ended_at - asked[0], result, conversation_id
 
 
@@ -127,7 +128,8 @@ def own_pair(machines: Machines, own_redis: RedisServer) -> Iterator[Callable[..
     started: list[list[GunicornServer]] = []
 
     def start(workers: int = 2, **env: str) -> list[GunicornServer]:
-        started.append(machines.start(2, redis=own_redis, workers=workers, **env))
+        # `args` named (as its default): mypy cannot tell that `env` fills none of start()'s keywords.
+        started.append(machines.start(2, redis=own_redis, workers=workers, args=None, **env))
         return started[-1]
 
     yield start
@@ -188,7 +190,8 @@ def test_the_rate_limit_counts_a_client_on_every_instance_through_chatapp_redis_
 def stop_listeners(server: RedisServer) -> int:
     """How many worker processes listen for stops on Redis now."""
     with redis_client.Redis.from_url(server.uri, socket_timeout=2) as client:
-        return dict(client.pubsub_numsub("chatapp:stop"))[b"chatapp:stop"]
+        listeners: int = dict(client.pubsub_numsub("chatapp:stop"))[b"chatapp:stop"]
+        return listeners
 
 
 def test_redis_restarted_mid_stream_ends_no_stream_and_fails_no_request(own_pair, own_redis, upstream):
@@ -287,7 +290,8 @@ def through_an_empty_restart(machines, upstream) -> Iterator[ThroughARestart]:
 
 def log_entries(server: RedisServer, stream_id: str) -> int:
     with redis_client.Redis.from_url(server.uri, socket_timeout=2) as client:
-        return client.xlen(f"chatapp:log:{stream_id}")
+        entries: int = client.xlen(f"chatapp:log:{stream_id}")
+        return entries
 
 
 def test_after_an_empty_redis_restart_the_other_instance_still_replays_the_whole_answer(

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from chatapp.llm.base import ChatRequest, Finish, Message, TextDelta
+from chatapp.llm.base import BackendEvent, ChatRequest, Finish, Message, TextDelta
 from chatapp.llm.openai_backend import OpenAIBackend, OpenAIOptions
 from chatapp.llm.upstream_body import SocketBody, ThreadedBody
 from tests.support.fake_upstream import Behaviour
@@ -17,7 +17,7 @@ from tests.support.fake_upstream import Behaviour
 @pytest.fixture(autouse=True)
 def backends():
     """The backends a test made, closed after it (each holds a pool of upstream connections)."""
-    made = []
+    made: list[OpenAIBackend] = []
     yield made
     for backend in made:
         backend.close()
@@ -41,7 +41,7 @@ def read_all(stream, timeout=10.0):
     """Every event up to the finish; a stream that never finishes fails after `timeout` seconds
     (a finished body or a closed stream reads as no events, which alone would loop for ever)."""
     deadline = time.monotonic() + timeout
-    events = []
+    events: list[BackendEvent] = []
     while not (events and isinstance(events[-1], Finish)):
         left = deadline - time.monotonic()
         assert left > 0, f"no finish within {timeout} s, after {events}"

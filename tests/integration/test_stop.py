@@ -12,13 +12,14 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from harness.gunicorn import GunicornServer
 from tests.conftest import upstream_env
-from tests.support.fake_upstream import Behaviour
-from tests.support.sse_client import ask, post_chat
+from tests.support.fake_upstream import Behaviour, RequestRecord
+from tests.support.sse_client import StreamResult, ask, post_chat
 from tests.support.waiting import wait_until
 
 LONG = tuple(f" w{i}" for i in range(2000))
@@ -31,7 +32,7 @@ def assert_upstream_closed_soon(upstream, model, hung_up_at, within_s):
     assert record.ended_at - hung_up_at < within_s, f"took {record.ended_at - hung_up_at:.2f} s"
 
 
-def post_json(url, body=b"{}"):
+def post_json(url: str, body: bytes = b"{}") -> tuple[int, Any]:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -68,7 +69,7 @@ def test_client_abort_closes_the_upstream_within_a_second(gunicorn_app, upstream
 
 def test_stop_endpoint_ends_a_running_stream_with_cancelled(gunicorn_app, upstream):
     model = upstream.model(Behaviour(tokens=LONG, token_interval_s=0.05))
-    stop_answers = []
+    stop_answers: list[tuple[int, Any]] = []
 
     def stop_once(result):
         if len(result.named("token")) == 3 and not stop_answers:
@@ -172,7 +173,7 @@ def test_200_streams_aborted_at_random_moments_leave_nothing_behind(chatapp_serv
         """Hang up at a random moment after the upstream got this stream's request."""
         delay = rng.uniform(0.0, 1.5)
 
-        found = []
+        found: list[RequestRecord] = []
 
         def upstream_has_had_it_for_delay():
             if not found:
@@ -212,11 +213,11 @@ def test_sigterm_ends_open_streams_cleanly_within_the_graceful_timeout(upstream)
     graceful_s = 3
     server = GunicornServer(upstream_env(upstream, GUNICORN_GRACEFUL_TIMEOUT=str(graceful_s))).start()
     model = upstream.model(Behaviour(tokens=LONG, token_interval_s=0.05))
-    results = []
+    results: list[StreamResult | OSError] = []
     streaming = threading.Barrier(21)
 
     def client():
-        flagged = []
+        flagged: list[bool] = []
 
         def note(r):
             if r.named("token") and not flagged:
@@ -234,6 +235,7 @@ def test_sigterm_ends_open_streams_cleanly_within_the_graceful_timeout(upstream)
         t.start()
     streaming.wait(timeout=15)
     sent_at = time.monotonic()
+    assert server.process is not None
     os.kill(server.process.pid, signal.SIGTERM)
     server.process.wait(timeout=10)
     exited_after = time.monotonic() - sent_at

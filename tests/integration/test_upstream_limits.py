@@ -76,7 +76,9 @@ def assert_ended_by_the_limit(result: StreamResult, limit: str) -> None:
 def peak_rss_mb(pid: int) -> float:
     """The most memory the process has held at once (VmHWM), in MB."""
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE).group(1)) * 1024 / MB
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    assert found is not None, status
+    return int(found.group(1)) * 1024 / MB
 
 
 def test_a_100_mb_line_without_an_end_ends_only_its_own_stream(gunicorn_app, upstream):

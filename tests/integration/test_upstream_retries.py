@@ -19,7 +19,8 @@ RETRIES = {"CHATAPP_UPSTREAM_MAX_RETRIES": "2", "CHATAPP_UPSTREAM_IDLE_S": f"{ID
 
 def error_code(result) -> str:
     assert result.names[-2:] == ["error", "done"], result.names
-    return result.named("error")[0].json()["code"]
+    code: str = result.named("error")[0].json()["code"]
+    return code
 
 
 def test_silence_before_the_headers_is_not_retried(chatapp_server, upstream):
