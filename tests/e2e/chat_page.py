@@ -60,7 +60,8 @@ document.addEventListener("securitypolicyviolation",
     def seen(self) -> list[str] | None:
         """What was reported so far, in order: directive, blocked address, sample. None when the
         listener is missing (the page was not loaded after this recorder was made)."""
-        return self._page.evaluate("() => window.__cspViolations ?? null")
+        seen: list[str] | None = self._page.evaluate("() => window.__cspViolations ?? null")
+        return seen
 
 
 class ChatPage:
@@ -152,7 +153,8 @@ class ChatPage:
 
     def rendered(self, markdown: str) -> str:
         """The HTML the page's own renderer makes of `markdown` in one piece."""
-        return self.page.evaluate(_RENDERED, markdown)
+        html: str = self.page.evaluate(_RENDERED, markdown)
+        return html
 
     def shows(self, markdown: str) -> bool:
         """Does the last answer show exactly this Markdown, rendered?"""

@@ -60,7 +60,8 @@ def chat_server(
         # The store in the test's own folder (the default would be the repository's instance/).
         env.setdefault("DATABASE_URL", f"sqlite:///{tmp_path}/chat.sqlite3")
         model = upstream.model(behaviour or Behaviour(), name="page")
-        server = chatapp_server(upstream, CHATAPP_MODEL=model, **env)
+        # `workers` named (as its default): mypy cannot tell that `env` does not hold it.
+        server = chatapp_server(upstream, workers=1, CHATAPP_MODEL=model, **env)
         started.append(server)
         return ChatServer(server, model)
 

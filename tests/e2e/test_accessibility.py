@@ -9,9 +9,10 @@ the keyboard shortcuts work; code blocks and their copy buttons are reachable an
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.e2e.chat_page import LAST_ANSWER, ChatPage
 from tests.e2e.test_page_markdown import ANSWER, CODE, QUESTION, pieces
@@ -20,8 +21,9 @@ from tests.support.fake_upstream import Behaviour, FakeUpstream
 pytestmark = pytest.mark.e2e
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+Scheme = Literal["light", "dark"]
 
 SECOND = """A few more kinds of Markdown, for the audit:
 
@@ -83,7 +85,7 @@ CONTRAST = """() => {
 FOCUSED = "document.activeElement.matches('.md-code-body') ? 'code' : document.activeElement.ariaLabel"
 
 
-def new_context(browser: Browser, scheme: str = "light", phone: bool = False, **options) -> BrowserContext:
+def new_context(browser: Browser, scheme: Scheme = "light", phone: bool = False, **options) -> BrowserContext:
     # bypass_csp: axe-core is added to the page as a script of the test's, which the policy would block.
     context = browser.new_context(
         viewport=PHONE if phone else DESKTOP,
@@ -133,12 +135,13 @@ def open_page(context: BrowserContext, url: str) -> Page:
     return page
 
 
-def audit(page: Page) -> dict:
+def audit(page: Page) -> dict[str, Any]:
     page.add_script_tag(path=str(AXE))
-    return page.evaluate(RUN_AXE)
+    results: dict[str, Any] = page.evaluate(RUN_AXE)
+    return results
 
 
-def assert_accessible(results: dict) -> None:
+def assert_accessible(results: dict[str, Any]) -> None:
     serious = [v for v in results["violations"] if v["impact"] in ("serious", "critical")]
     contrast = [v for v in results["violations"] if v["id"] == "color-contrast"]
     assert serious == [], serious
@@ -159,6 +162,7 @@ def assert_aa_contrast_everywhere(page: Page) -> None:
     """Every piece of text in view, at AA. axe judges only what is not scrolled out of sight, so the
     window is made taller than the whole conversation first (the colours do not depend on it)."""
     height = page.evaluate("document.getElementById('scroller').scrollHeight") + 400
+    assert page.viewport_size is not None
     page.set_viewport_size({"width": page.viewport_size["width"], "height": height})
     results = audit(page)
     assert_accessible(results)
@@ -170,7 +174,7 @@ def assert_aa_contrast_everywhere(page: Page) -> None:
 @pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_axe_finds_nothing_serious_and_aa_contrast_everywhere_on_a_long_conversation(
-    browser: Browser, conversation, scheme: str, phone: bool
+    browser: Browser, conversation, scheme: Scheme, phone: bool
 ):
     _, url = conversation
     context = new_context(browser, scheme, phone)
@@ -188,7 +192,7 @@ def test_axe_finds_nothing_serious_and_aa_contrast_everywhere_on_a_long_conversa
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_axe_finds_nothing_serious_on_the_empty_page_and_while_an_answer_streams(
-    browser: Browser, chat_server, scheme: str
+    browser: Browser, chat_server, scheme: Scheme
 ):
     # The first part at once, then a long pause: Stop, the cursor and a half-written answer stay put.
     app = chat_server(Behaviour(tokens=(ANSWER[:400], " and more"), token_interval_s=30))
@@ -209,7 +213,7 @@ def test_axe_finds_nothing_serious_on_the_empty_page_and_while_an_answer_streams
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_control_borders_and_the_focus_ring_reach_3_to_1(browser: Browser, chat_server, scheme: str):
+def test_control_borders_and_the_focus_ring_reach_3_to_1(browser: Browser, chat_server, scheme: Scheme):
     app = chat_server()
     context = new_context(browser, scheme)
     try:

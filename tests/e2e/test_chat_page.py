@@ -55,7 +55,9 @@ def test_enter_sends_and_the_answer_grows_visibly_to_the_exact_text(chat: ChatPa
     assert chat.last_answer.get_attribute("aria-busy") == "false"
     assert page.locator("#status").text_content() == "Response complete"
     assert page.input_value("#model-select") == app.model
-    assert "tokens" in page.locator(f"{LAST_ANSWER} .meta").text_content()
+    meta = page.locator(f"{LAST_ANSWER} .meta").text_content()
+    assert meta is not None
+    assert "tokens" in meta
     assert page.locator("#send").text_content() == "Send"
     assert chat.problems == []
 
@@ -123,7 +125,9 @@ def test_stop_mid_answer_keeps_the_partial_text_marked_stopped_and_ends_the_upst
     chat.after_next_paint()
     assert chat.answer_text() == partial, "text kept growing"
     assert 0 < len(partial) < len(slow.text)
-    assert "Stopped" in page.locator(f"{LAST_ANSWER} .meta").text_content()
+    meta = page.locator(f"{LAST_ANSWER} .meta").text_content()
+    assert meta is not None
+    assert "Stopped" in meta
     assert page.locator("#status").text_content() == "Stopped"
     stored = chat.stored_answer()["content"]
     assert stored.strip() == partial  # the page shows what is stored (as Markdown: a paragraph, trimmed)
@@ -147,7 +151,9 @@ def test_a_dropped_connection_shows_the_answer_as_interrupted(
     for pid in app.server.worker_pids():
         os.kill(pid, signal.SIGKILL)
     chat.wait_for_answer_marked("interrupted")  # the server marks it when its worker is found gone
-    assert "Interrupted" in page.locator(f"{LAST_ANSWER} .meta").text_content()
+    meta = page.locator(f"{LAST_ANSWER} .meta").text_content()
+    assert meta is not None
+    assert "Interrupted" in meta
     assert page.locator("#send").text_content() == "Send"
 
 
@@ -158,7 +164,9 @@ def test_an_upstream_error_shows_inline_and_the_next_message_works(
     page.goto(app.url)
     chat.send("hello?")
     chat.wait_for_answer_stored("error")
-    assert "rate limit" in page.locator(f"{LAST_ANSWER} .notice.error").text_content()
+    notice = page.locator(f"{LAST_ANSWER} .notice.error").text_content()
+    assert notice is not None
+    assert "rate limit" in notice
 
     upstream.set_behaviour(app.model, Behaviour())  # the model server recovers
     chat.send("again")
@@ -176,7 +184,9 @@ def test_a_rejected_request_says_why_once_and_puts_the_message_back_in_the_input
     chat.send(text)
     page.wait_for_selector("#problem:not([hidden])")
     # Said once, in plain words; the message is not shown as sent, it is back in the input.
-    assert "too long" in page.locator("#problem-text").text_content()
+    problem = page.locator("#problem-text").text_content()
+    assert problem is not None
+    assert "too long" in problem
     assert page.locator("#log > .message").count() == 0
     assert page.locator("#log .notice.error").count() == 0
     assert page.input_value("#prompt") == text
@@ -400,6 +410,7 @@ def test_the_page_runs_under_its_content_security_policy_with_no_violation(brows
         console = []
         page.on("console", lambda message: console.append(message.text))
         response = page.goto(app.url)
+        assert response is not None
         assert "default-src 'self'" in response.headers["content-security-policy"]
         chat.send("hello")
         chat.wait_for_answer_stored("complete")
@@ -420,7 +431,9 @@ def test_sign_in_with_the_access_token_then_chat(chat: ChatPage, page: Page, cha
     assert page.url.endswith("/sign-in")
     page.fill("#token", "wrong")
     page.click("button[type=submit]")
-    assert "not right" in page.locator("#sign-in-error").text_content()
+    error = page.locator("#sign-in-error").text_content()
+    assert error is not None
+    assert "not right" in error
     page.fill("#token", "let-me-in-42")
     page.click("button[type=submit]")
     page.wait_for_selector("#prompt")

@@ -51,8 +51,12 @@ def test_a_new_chat_gets_its_own_address_and_a_reload_shows_it_from_the_html(
         still = context.new_page()
         still.goto(page.url)
         expect(still.locator("#log > .message")).to_have_count(2)
-        assert "remember me" in still.locator("#log > .message.user").text_content()
-        assert "Here is a line." in still.locator("#log > .message.assistant").text_content()
+        question = still.locator("#log > .message.user").text_content()
+        assert question is not None
+        assert "remember me" in question
+        answer = still.locator("#log > .message.assistant").text_content()
+        assert answer is not None
+        assert "Here is a line." in answer
         expect(still.locator("#conversation-list .conversation-link")).to_have_text(["remember me"])
     finally:
         context.close()
@@ -62,6 +66,7 @@ def test_a_new_chat_gets_its_own_address_and_a_reload_shows_it_from_the_html(
 def test_an_unknown_conversation_is_a_page_that_says_so_and_links_to_a_new_chat(page: Page, chat_server):
     app = chat_server()
     response = page.goto(f"{app.url}/c/0123456789abcdef0123456789abcdef")
+    assert response is not None
     assert response.status == 404
     assert "text/html" in response.headers["content-type"]
     expect(page.locator("h1")).to_have_text("This conversation does not exist")

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.conftest import ChatappServers
 from tests.e2e.chat_page import LAST_ANSWER, ChatPage
@@ -25,8 +25,8 @@ from tests.support.fake_upstream import Behaviour, FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 LONG = Behaviour(
     tokens=tuple(f"Paragraph {i} of a long answer.\n\n" for i in range(120)), token_interval_s=0.01
 )
@@ -139,7 +139,7 @@ def test_a_rate_limited_send_counts_down_retry_after_then_retry_sends_it(
     chat: ChatPage, page: Page, chat_server
 ):
     app = chat_server()
-    refused = []
+    refused: list[str] = []
 
     def refuse_once(route):
         if refused:
@@ -179,7 +179,11 @@ def test_the_server_s_own_rate_limit_is_counted_down(chat: ChatPage, page: Page,
     chat.send("second", tap=True)
     retry = page.locator("#problem-retry")
     expect(retry).to_have_text(re.compile(r"Retry in \d+ s"))
-    first = int(re.search(r"\d+", retry.text_content()).group())
+    countdown = retry.text_content()
+    assert countdown is not None
+    found = re.search(r"\d+", countdown)
+    assert found is not None, countdown
+    first = int(found.group())
     assert first > 2
     expect(retry).to_have_text(f"Retry in {first - 1} s")  # it counts down
     expect(retry).to_be_disabled()
@@ -301,6 +305,7 @@ def test_the_empty_page_offers_starter_prompts_that_send(chat: ChatPage, page: P
     assert starters.count() >= 3
     expect(page.locator("#empty")).to_contain_text("What can I help with?")
     prompt = starters.first.get_attribute("data-prompt")
+    assert prompt is not None
     starters.first.click()
     chat.wait_for_answer_stored()
     expect(page.locator("#empty")).to_be_hidden()

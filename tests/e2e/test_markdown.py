@@ -13,6 +13,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -149,12 +150,16 @@ def show(page: Page, text: str) -> None:
     page.evaluate("(text) => window.markdown.show(text)", text)
 
 
-def stream(page: Page, chunks: list[str], **options: object) -> dict:
-    return page.evaluate("([chunks, options]) => window.markdown.stream(chunks, options)", [chunks, options])
+def stream(page: Page, chunks: list[str], **options: object) -> dict[str, Any]:
+    streamed: dict[str, Any] = page.evaluate(
+        "([chunks, options]) => window.markdown.stream(chunks, options)", [chunks, options]
+    )
+    return streamed
 
 
 def texts(page: Page, selector: str) -> list[str]:
-    return page.eval_on_selector_all(selector, "(nodes) => nodes.map((n) => n.textContent)")
+    found: list[str] = page.eval_on_selector_all(selector, "(nodes) => nodes.map((n) => n.textContent)")
+    return found
 
 
 def assert_nothing_ran(reported: MarkdownPage) -> None:
@@ -167,7 +172,7 @@ def assert_nothing_ran(reported: MarkdownPage) -> None:
 
 def split_inside(text: str, markers: list[str], rng: random.Random) -> list[str]:
     """Chunks of 1-6 characters that also cut inside every occurrence of each marker."""
-    cuts = set()
+    cuts: set[int] = set()
     for marker in markers:
         for match in re.finditer(re.escape(marker), text):
             cuts.update(range(match.start() + 1, match.end()))

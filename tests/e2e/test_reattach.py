@@ -13,7 +13,7 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, Request, Route, expect
 
 from tests.e2e.chat_page import LAST_ANSWER, ChatPage, assert_the_model_stopped
 from tests.e2e.stall_proxy import StallProxy
@@ -62,7 +62,12 @@ def test_a_reload_mid_answer_reattaches_and_the_answer_completes_in_place(
     chat.wait_for_answer_longer_than(30)
     page.wait_for_url(re.compile(r"/c/[0-9a-f]{32}$"))
     reattaches: list[str] = []
-    page.on("request", lambda r: "/api/streams/" in r.url and reattaches.append(r.url))
+
+    def note_reattach(request: Request) -> None:
+        if "/api/streams/" in request.url:
+            reattaches.append(request.url)
+
+    page.on("request", note_reattach)
 
     page.reload()
     answer = page.locator(LAST_ANSWER)
@@ -90,8 +95,17 @@ def test_a_network_cut_shows_reconnecting_then_the_whole_answer(
     app = chat_server(behaviour)
     reattaches: list[dict[str, str]] = []
     failed: list[str] = []
-    page.on("request", lambda r: "/api/streams/" in r.url and reattaches.append(r.headers))
-    page.on("requestfailed", lambda r: "/api/streams/" in r.url and failed.append(r.url))
+
+    def note_reattach(request: Request) -> None:
+        if "/api/streams/" in request.url:
+            reattaches.append(request.headers)
+
+    def note_failure(request: Request) -> None:
+        if "/api/streams/" in request.url:
+            failed.append(request.url)
+
+    page.on("request", note_reattach)
+    page.on("requestfailed", note_failure)
     page.goto(app.url)
     chat.send("a long answer, please")
     chat.wait_for_answer_longer_than(30)
