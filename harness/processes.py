@@ -56,7 +56,8 @@ def free_port() -> int:
             return port
     with socket.socket() as s:  # a slice that full is not expected: let the kernel choose
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        chosen: int = s.getsockname()[1]
+        return chosen
 
 
 def _port_slice() -> tuple[int, int]:
@@ -90,7 +91,8 @@ def http_ok(url: str) -> Probe:
     def probe() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
-                return response.status == 200
+                status: int = response.status
+                return status == 200
         except OSError:
             return False
 

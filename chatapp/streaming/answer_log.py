@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 from .. import sse
@@ -93,7 +93,7 @@ class AnswerLog:
         self._waiters.append(waiter)
         return waiter.wait(timeout_s)
 
-    def follow(self, position: int, heartbeat_s: float) -> Iterator[bytes]:
+    def follow(self, position: int, heartbeat_s: float) -> Generator[bytes, None, None]:
         """The frames after `position`, then each new chunk as it comes, until `done`; a keep-alive
         comment whenever nothing came for `heartbeat_s`."""
         self.reader_joined()

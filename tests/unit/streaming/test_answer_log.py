@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator
 from typing import cast
 
 import pytest
@@ -146,7 +145,7 @@ def test_readers_are_counted_and_the_log_notes_since_when_nobody_reads():
     answer_log = log_of((1, 1))
     assert answer_log.unread_since is not None  # nobody yet
     # follow() is a generator (typed as an Iterator): close() ends it, as a client hanging up does.
-    reader = cast(Generator[bytes, None, None], answer_log.follow(0, heartbeat_s=1))
+    reader = answer_log.follow(0, heartbeat_s=1)
     next(reader)
     # mypy keeps unread_since narrowed to float across follow(), which clears it (python/mypy#13240).
     assert (answer_log.readers, cast(float | None, answer_log.unread_since)) == (1, None)
