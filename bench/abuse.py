@@ -22,23 +22,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import http.client
 import json
-import multiprocessing
 import os
 import resource
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from bench.abuse_report import IDLE_MARGIN, report, sample_line
+from bench.abuser_processes import AbuserProcess, abuser_totals
 from bench.client import CHATAPP_END, CHATAPP_TOKEN, StreamTiming, chat_request, open_stream
 from bench.processes import BenchUpstream, chatapp_server, process_cpu_seconds, resident_bytes
-from harness.abusers import KINDS, Abusers, Kind
+from harness.abusers import KINDS
 
 NORMAL_CLIENT = "127.0.0.2"  # another address than the abusers' 127.0.0.1: another client
 NORMAL_MODEL = "bench-ttft50-tps50-len100"
@@ -86,75 +83,6 @@ async def normal_stream(port: int, phase: str, outcomes: list[Outcome]) -> None:
         return
     ttft = timing.token_times[0] - started if timing.token_times else None
     outcomes.append(Outcome(phase, ttft, why_lost(timing)))
-
-
-# -- the abusers, one process per kind ---------------------------------------------------------
-
-
-def _abuse(port: int, kind: Kind, count: int, pipe: Connection) -> None:
-    """In a child process: run the abusers until told to stop, answering each message with a
-    snapshot of their counts."""
-    longest = 0.0
-    with Abusers(port, kind, count, keep_open=True) as abusers:
-        while True:
-            message = pipe.recv() if pipe.poll(1.0) else None
-            # The harness keeps every answer's body and every lifetime: keep the longest, drop the rest.
-            lifetimes, abusers.stats.lifetimes = abusers.stats.lifetimes, []
-            abusers.stats.bodies = []
-            longest = max([longest, *lifetimes])
-            if message is None:
-                continue
-            stats = abusers.stats
-            answered = sum(stats.answers.values())
-            pipe.send(
-                {
-                    "held": abusers.held(),
-                    "opened": stats.opened,
-                    "connect_failed": stats.failed,
-                    "refused_429": stats.answers["429"],
-                    "answered_408": stats.answers["408"],
-                    "other_answers": answered - stats.answers["429"] - stats.answers["408"],
-                    "closed_unanswered": stats.closed_by_server - answered,
-                    "longest_held_s": round(longest, 2),
-                }
-            )
-            if message == "stop":
-                return
-
-
-class AbuserProcess:
-    """One kind of abuser in a child process of its own; `stats()` and `stop()` ask it over a pipe."""
-
-    def __init__(self, port: int, kind: Kind, count: int) -> None:
-        self.kind = kind
-        self._pipe, child = multiprocessing.Pipe()
-        # spawn: forking a process that runs threads (asyncio's, the sampler's) is unsafe.
-        context = multiprocessing.get_context("spawn")
-        self._process = context.Process(target=_abuse, args=(port, kind, count, child), daemon=True)
-        self._process.start()
-        self.pid: int = self._process.pid  # type: ignore[assignment]
-        self.last: dict[str, Any] = {}
-
-    def stats(self, message: str = "stats") -> dict[str, Any]:
-        with contextlib.suppress(OSError, EOFError):
-            self._pipe.send(message)
-            if self._pipe.poll(30):
-                self.last = self._pipe.recv()
-        return self.last
-
-    def stop(self) -> dict[str, Any]:
-        stats = self.stats("stop")
-        self._process.join(20)
-        if self._process.is_alive():
-            self._process.kill()
-        return stats
-
-
-def abuser_totals(abusers: list[AbuserProcess]) -> dict[str, int]:
-    totals: Counter[str] = Counter()
-    for a in abusers:
-        totals.update({k: v for k, v in a.stats().items() if k != "longest_held_s"})
-    return dict(totals)
 
 
 # -- the run -------------------------------------------------------------------------------------
