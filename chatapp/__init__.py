@@ -11,18 +11,12 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .access import init_access
-from .backends import make_backend
 from .config import Settings
 from .errors import register_error_handlers
-from .model_catalog import ModelCatalog
 from .rate_limits import init_limits
 from .security import register_security
 from .startup import start_up
-from .state import EXTENSION_KEY, AppState
-from .streaming.admission import Admission
-from .streaming.coordination import make_coordinator
-from .streaming.registry import Cause, StreamRegistry
-from .streaming.resumable import AnswerJobs
+from .state import EXTENSION_KEY, build_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,30 +40,8 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
-    backend = make_backend(settings)
-    streams = StreamRegistry(
-        write_timeout_s=settings.write_timeout_s, tick_s=min(1.0, settings.heartbeat_s / 4)
-    )
     # Under gunicorn this runs in each worker, after gevent patched it (preload_app is off).
-    coordinator = make_coordinator(settings)
-    streams.announcer = coordinator
-    coordinator.listen(lambda stream_id: _stop(streams, stream_id))
-    state = app.extensions[EXTENSION_KEY] = AppState(
-        settings=settings,
-        backend=backend,
-        admission=Admission(settings.max_streams_per_worker, settings.max_streams_per_client),
-        streams=streams,
-        instance_path=app.instance_path,
-        models=ModelCatalog(settings, backend),
-        coordinator=coordinator,
-        answers=AnswerJobs(
-            streams,
-            coordinator,
-            retention_s=settings.stream_retention_s,
-            unread_max_s=settings.detached_max_s,
-        ),
-    )
-
+    state = app.extensions[EXTENSION_KEY] = build_state(settings, app.instance_path)
     start_up(state)
     init_access(app, settings)
     init_limits(app, settings)
@@ -88,11 +60,6 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
 
     logging.getLogger(__name__).info("chatapp ready: backend=%s model=%s", settings.backend, settings.model)
     return app
-
-
-def _stop(streams: StreamRegistry, stream_id: str) -> bool:
-    """Another process was asked to stop `stream_id`: end it if it runs here."""
-    return streams.cancel(stream_id, Cause.STOPPED)
 
 
 def _configure_logging(level: str) -> None:

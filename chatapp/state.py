@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 
 from flask import Flask
 
+from .backends import make_backend
 from .config import Settings
 from .llm.base import Backend
 from .model_catalog import ModelCatalog
 from .store import Store
 from .streaming.admission import Admission
-from .streaming.coordination import Coordinator
+from .streaming.coordination import Coordinator, make_coordinator
 from .streaming.recording import CheckpointWriter
-from .streaming.registry import StreamRegistry
+from .streaming.registry import Cause, StreamRegistry
 from .streaming.resumable import AnswerJobs
 
 EXTENSION_KEY = "chatapp"
@@ -62,6 +63,34 @@ class AppState:
         (monotonic), then cancel the rest; how many were cancelled."""
         self.admission.close()
         return self.streams.drain(max(deadline, time.monotonic()))
+
+
+def build_state(settings: Settings, instance_path: str) -> AppState:
+    """The engine of one app instance, wired: the backend, admission, the registry of live streams
+    (which tells the coordinator what runs here), the coordinator (which has this process stop its
+    streams when another asks), and resumable answers. Nothing is opened yet (startup.py)."""
+    backend = make_backend(settings)
+    streams = StreamRegistry(
+        write_timeout_s=settings.write_timeout_s, tick_s=min(1.0, settings.heartbeat_s / 4)
+    )
+    coordinator = make_coordinator(settings)
+    streams.announcer = coordinator
+    coordinator.listen(lambda stream_id: streams.cancel(stream_id, Cause.STOPPED))
+    return AppState(
+        settings=settings,
+        backend=backend,
+        admission=Admission(settings.max_streams_per_worker, settings.max_streams_per_client),
+        streams=streams,
+        instance_path=instance_path,
+        models=ModelCatalog(settings, backend),
+        coordinator=coordinator,
+        answers=AnswerJobs(
+            streams,
+            coordinator,
+            retention_s=settings.stream_retention_s,
+            unread_max_s=settings.detached_max_s,
+        ),
+    )
 
 
 def app_state(app: Flask) -> AppState:
