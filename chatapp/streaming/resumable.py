@@ -104,6 +104,7 @@ class AnswerJob:
             self.detach()
             raise
         finally:
+            self._clock.since = None  # a write the gone client never took is no longer waiting
             self.log.reader_left()
             if not self._detached:
                 self._finish()

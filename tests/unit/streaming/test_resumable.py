@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 from typing import cast
 
@@ -285,6 +286,22 @@ def test_the_sweeper_cuts_a_first_client_that_stopped_reading_but_not_its_answer
 
         assert wait_until(lambda: answer.log.ended)
     assert finish_of(answer.logged_events()) == "stop"
+
+
+def test_once_its_first_client_is_gone_the_answer_no_longer_counts_as_stalled(start: StartAnswer) -> None:
+    """Regression: the first reader's write clock kept the time of the write its client never
+    took, so after the answer went on alone the sweeper hung up on that socket, and logged it,
+    at every tick until the answer ended."""
+    client, peer = socket.socketpair()
+    with client, peer:
+        answer = start(client)
+        body = answer.first_reader()
+        next(body)  # handed to the server; the client takes nothing, and goes away
+        assert answer.job.write_stalled_s(time.monotonic() + 60) >= 59
+
+        body.close()
+
+        assert answer.job.write_stalled_s(time.monotonic() + 60) == 0.0
 
 
 def test_hang_up_without_a_first_client_leaves_the_answer_running(start: StartAnswer) -> None:
