@@ -77,6 +77,9 @@ def test_a_chat_stream_comes_over_http2_token_by_token_and_never_compressed(clie
     assert events[-1].json() == {"finish_reason": "stop"}
     # Ten tokens 0.1 s apart: buffered, they would all arrive together once the upstream ended.
     record = upstream.wait_for_request(model)
+    # The upstream notes its end after its last write: the client may read `done` before that.
+    assert record.ended.wait(10), "the upstream request never ended"
+    assert record.ended_at is not None
     assert tokens[0].at < record.ended_at - 0.5
     assert tokens[-1].at - tokens[0].at > 0.5
 
